@@ -1,0 +1,250 @@
+"""A small GPT: token + position embeddings, pre-LN transformer blocks, a linear head.
+
+The names follow the lesson (``GPTModel``, ``TransformerBlock``, ``token_embedding``,
+``position_encoding``, ``blocks``, ``ln_final``, ``output_layer``). Two of the lesson's
+defects are fixed here:
+
+* the residual stream is never normalised in place: ``x = x + attn(ln1(x))``;
+* the causal mask is built once, as a buffer, and sliced to the sequence length.
+
+The model knows nothing about decoding: ``toygpt.generation`` and ``toygpt.beam`` drive it.
+For fast generation it accepts a :class:`KVCache`, which stores every layer's keys and
+values so that each new token costs one position of work instead of the whole sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["GPTModel", "TransformerBlock", "CausalSelfAttention", "KVCache"]
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+
+
+def _check_dropout(dropout) -> None:
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise TypeError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if not 0.0 <= dropout < 1.0:  # also rejects NaN
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far.
+
+    ``keys[i]`` and ``values[i]`` have shape ``(B, heads, length, head_dim)``.
+    Create one with :meth:`GPTModel.new_kv_cache` and pass it to every forward call.
+    """
+
+    def __init__(self, num_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+
+    def __len__(self) -> int:
+        """Number of cached positions."""
+        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Append this step's keys/values for one layer; return the full keys/values."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keep (and duplicate) batch rows: used by beam search when beams are re-ranked."""
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            if k is not None:
+                self.keys[i], self.values[i] = k.index_select(0, rows), v.index_select(0, rows)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position t only sees positions <= t."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float, context_length: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)  # one fused projection for q, k, v
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+        self.resid_dropout = nn.Dropout(dropout)
+        # True where attending is allowed: row = query position, column = key position.
+        mask = torch.tril(torch.ones(context_length, context_length, dtype=torch.bool))
+        self.register_buffer("causal_mask", mask, persistent=False)
+
+    def forward(self, x, mask=None, *, kv_cache=None, layer=0, return_attention=False):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, heads, T, head_dim)
+        q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        past = 0
+        if kv_cache is not None:
+            cached = kv_cache.keys[layer]
+            past = 0 if cached is None else cached.shape[2]
+            k, v = kv_cache.update(layer, k, v)  # (B, heads, past + T, head_dim)
+        if mask is None:
+            # The new queries sit at positions past..past+T-1 and see keys 0..their own position.
+            mask = self.causal_mask[past : past + T, : past + T]
+        if return_attention:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, heads, T, past+T)
+            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = F.dropout(weights, self.dropout, self.training) @ v
+        else:
+            weights = None
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.proj(y)), weights
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: ``x + attn(ln1(x))``, then ``x + ffn(ln2(x))``.
+
+    The residual stream ``x`` itself is never normalised; only each sub-layer's input is.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float, context_length: int):
+        super().__init__()
+        _check_int("d_model", d_model, 1)
+        _check_int("num_heads", num_heads, 1)
+        _check_int("context_length", context_length, 1)
+        _check_dropout(dropout)
+        if d_model % num_heads:
+            raise ValueError(
+                f"d_model ({d_model}) must be divisible by num_heads ({num_heads}) "
+                "so that every head gets d_model // num_heads dimensions"
+            )
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, num_heads, dropout, context_length)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model),
+            nn.GELU(),
+            nn.Linear(4 * d_model, d_model),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x, mask=None, *, kv_cache=None, layer=0, return_attention=False):
+        attn_out, weights = self.attn(
+            self.ln1(x), mask, kv_cache=kv_cache, layer=layer, return_attention=return_attention
+        )
+        x = x + attn_out
+        x = x + self.ffn(self.ln2(x))
+        return (x, weights) if return_attention else x
+
+
+class GPTModel(nn.Module):
+    """Decoder-only transformer: ids ``(B, T)`` -> next-token logits ``(B, T, vocab_size)``.
+
+    ``logits[:, t]`` scores the token that follows position ``t``, using positions ``<= t`` only.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int,
+        num_heads: int,
+        num_layers: int,
+        dropout: float,
+        context_length: int,
+    ):
+        super().__init__()
+        _check_int("vocab_size", vocab_size, 1)
+        _check_int("num_layers", num_layers, 1)
+        _check_int("context_length", context_length, 1)
+        _check_int("d_model", d_model, 1)
+        _check_dropout(dropout)
+        self.vocab_size = vocab_size
+        self.context_length = context_length
+        self.config = dict(
+            vocab_size=vocab_size,
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            dropout=dropout,
+            context_length=context_length,
+        )
+        self.token_embedding = nn.Embedding(vocab_size, d_model)  # word id -> vector
+        self.position_encoding = nn.Embedding(context_length, d_model)  # position -> vector (learned)
+        self.dropout = nn.Dropout(dropout)
+        # A list comprehension, not `[TransformerBlock(...)] * num_layers`: multiplying a
+        # list repeats one module, so every layer would share the same weights.
+        self.blocks = nn.ModuleList(
+            [TransformerBlock(d_model, num_heads, dropout, context_length) for _ in range(num_layers)]
+        )
+        self.ln_final = nn.LayerNorm(d_model)
+        self.output_layer = nn.Linear(d_model, vocab_size)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module):
+        # GPT-2's initialisation: small normal weights, zero biases.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_kv_cache(self) -> KVCache:
+        """An empty cache to pass as ``kv_cache=`` to successive forward calls."""
+        return KVCache(len(self.blocks))
+
+    def check_input_ids(self, input_ids, name: str = "input_ids") -> None:
+        """Raise a clear error unless ``input_ids`` is a (B, T) integer tensor of valid ids."""
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(
+                f"{name} must be a torch.LongTensor of shape (batch, seq_len), got {type(input_ids).__name__}"
+            )
+        if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"{name} must have shape (batch, seq_len), got {tuple(input_ids.shape)}; "
+                "for one sequence use ids.unsqueeze(0)"
+            )
+        if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+            raise ValueError(f"{name} must not be empty, got shape {tuple(input_ids.shape)}")
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= self.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} must be in [0, {self.vocab_size - 1}] (the vocabulary), got id {bad}")
+
+    def forward(self, input_ids, mask=None, *, kv_cache=None, return_attention=False):
+        """Logits ``(B, T, V)``; with ``return_attention=True`` also a list of per-layer
+        attention weights ``(B, heads, T, T_keys)``.
+
+        ``mask`` (optional) replaces the causal mask: a bool tensor broadcastable to
+        ``(B, heads, T, T_keys)``, True where attending is allowed.
+        ``kv_cache`` (optional): the ids are new tokens that continue the cached ones.
+        """
+        self.check_input_ids(input_ids)
+        B, T = input_ids.shape
+        past = 0 if kv_cache is None else len(kv_cache)
+        if past + T > self.context_length:
+            raise ValueError(
+                f"input_ids has {past + T} positions (cached {past} + new {T}) but context_length is "
+                f"{self.context_length}; crop to the last {self.context_length} tokens "
+                "(toygpt.generate does this for you)"
+            )
+        positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
+        x = self.token_embedding(input_ids) + self.position_encoding(positions)  # (B, T, d_model)
+        x = self.dropout(x)
+        attentions = []
+        for i, block in enumerate(self.blocks):
+            out = block(x, mask, kv_cache=kv_cache, layer=i, return_attention=return_attention)
+            if return_attention:
+                x, weights = out
+                attentions.append(weights)
+            else:
+                x = out
+        logits = self.output_layer(self.ln_final(x))  # (B, T, vocab_size)
+        return (logits, attentions) if return_attention else logits
