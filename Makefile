@@ -1,0 +1,58 @@
+# make book  - set up .venv and build the web book into _build/html/
+# make test  - set up .venv, then lint, unit tests, strict nbval (twice), book build with
+#              warnings as errors, and the built book in headless Chromium
+# make lab   - set up .venv and open JupyterLab on the chapters
+#
+# TORCH picks the torch requirement installed first (CI uses the CPU build on disk:
+# `make test TORCH=torch==2.13.0`); readers get whatever `torch` resolves to for them.
+
+PYTHON ?= python3
+TORCH ?= torch>=2.1
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: book test lab lint unit nbval build browser notebooks sync clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install "$(TORCH)"
+	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -e ".[dev]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --all
+
+test: lint unit nbval build browser
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python scripts/notebooks.py check
+
+unit: $(STAMP)
+	$(BIN)/pytest tests --ignore=tests/browser
+
+nbval: $(STAMP)
+	# strict: every cell's output must be reproduced; run twice to show it is stable
+	$(BIN)/pytest --nbval --nbval-current-env notebooks
+	$(BIN)/pytest --nbval --nbval-current-env notebooks -q
+
+build: $(STAMP)
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+browser: $(STAMP)
+	$(BIN)/pytest tests/browser
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+# for authors: write badges + setup cells, then execute chapters in place (NB=notebooks/03_x.ipynb for one)
+sync: $(STAMP)
+	$(BIN)/python scripts/notebooks.py sync
+
+notebooks: $(STAMP)
+	$(BIN)/python scripts/notebooks.py execute $(NB)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,162 @@
+"""Maintain the chapters: derive their launch badges and setup cell, and execute them.
+
+    python scripts/notebooks.py sync               # write badges + setup cell into every chapter
+    python scripts/notebooks.py check              # exit 1 if a chapter is out of sync
+    python scripts/notebooks.py execute [NB ...]   # run chapters top to bottom in a fresh kernel, in place
+
+The repository's address lives in one place, ``_config.yml`` (``repository.url`` and
+``branch``); the badges and the Colab install line are derived from it here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BADGE_TAG = "launch-badges"
+SETUP_TAG = "toygpt-setup"
+
+
+def repository() -> tuple[str, str]:
+    """(url, branch) from _config.yml (read with a regex: no YAML parser needed)."""
+    text = (ROOT / "_config.yml").read_text()
+    block = re.search(r"^repository:\n((?:[ \t]+.*\n)+)", text, re.M)
+    if not block:
+        raise SystemExit("_config.yml has no repository: block")
+    url = re.search(r"^\s+url:\s*(\S+)", block.group(1), re.M).group(1).rstrip("/")
+    branch = re.search(r"^\s+branch:\s*(\S+)", block.group(1), re.M).group(1)
+    return url, branch
+
+
+def badge_source(name: str) -> str:
+    url, branch = repository()
+    owner_repo = url.removeprefix("https://github.com/")
+    colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{name}"
+    binder = f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/notebooks/{name}"
+    return (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n"
+        f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder})"
+    )
+
+
+def setup_source() -> str:
+    url, branch = repository()
+    return (
+        "# Setup: make `toygpt` importable in Colab (installed from GitHub), Binder or a local checkout.\n"
+        "import importlib.util\n"
+        "import sys\n"
+        "\n"
+        'if importlib.util.find_spec("toygpt") is None:\n'
+        '    if "google.colab" in sys.modules:\n'
+        f'        %pip install -q "git+{url}.git@{branch}"\n'
+        "    else:\n"
+        '        sys.path.insert(0, "..")  # a plain checkout, running from notebooks/'
+    )
+
+
+def _find(nb, tag):
+    return next((i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", [])), None)
+
+
+def synced(nb, name: str):
+    """The notebook with its badge cell (after the title) and setup cell (after the badges)."""
+    badges = nbformat.v4.new_markdown_cell(badge_source(name), metadata={"tags": [BADGE_TAG]})
+    setup = nbformat.v4.new_code_cell(setup_source(), metadata={"tags": ["remove-cell", SETUP_TAG]})
+    cells = [c for c in nb.cells if not _find_tags(c) & {BADGE_TAG, SETUP_TAG}]
+    old_setup = nb.cells[_find(nb, SETUP_TAG)] if _find(nb, SETUP_TAG) is not None else None
+    if old_setup is not None and old_setup.source == setup.source:
+        setup = old_setup  # keep its execution count and outputs
+    old_badges = nb.cells[_find(nb, BADGE_TAG)] if _find(nb, BADGE_TAG) is not None else None
+    if old_badges is not None and old_badges.source == badges.source:
+        badges = old_badges
+    nb.cells = cells[:1] + [badges, setup] + cells[1:]
+    return nb
+
+
+def _find_tags(cell) -> set:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def chapters(names=None) -> list[Path]:
+    if names:
+        return [Path(n) if Path(n).exists() else NOTEBOOKS / n for n in names]
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def out_of_sync() -> list[str]:
+    bad = []
+    for path in chapters():
+        nb = nbformat.read(path, as_version=4)
+        b, s = _find(nb, BADGE_TAG), _find(nb, SETUP_TAG)
+        if (
+            (b, s) != (1, 2)
+            or nb.cells[b].source != badge_source(path.name)
+            or nb.cells[s].source != setup_source()
+        ):
+            bad.append(path.name)
+    return bad
+
+
+def sync() -> None:
+    for path in chapters():
+        nb = nbformat.read(path, as_version=4)
+        before = nbformat.writes(nb)
+        nb = synced(nb, path.name)
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, path)
+            print(f"synced {path.name}")
+
+
+def execute(names) -> int:
+    from nbclient import NotebookClient
+
+    failures = 0
+    for path in chapters(names):
+        nb = synced(nbformat.read(path, as_version=4), path.name)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        start = time.perf_counter()
+        client = NotebookClient(
+            nb,
+            timeout=600,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        )
+        try:
+            client.execute()
+        except Exception as error:  # report and go on with the other chapters
+            failures += 1
+            print(f"FAILED {path.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
+            continue
+        nbformat.write(nb, path)
+        print(f"executed {path.name} in {time.perf_counter() - start:.1f} s")
+    return failures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["sync", "check", "execute"])
+    parser.add_argument("notebooks", nargs="*")
+    args = parser.parse_args(argv)
+    if args.command == "sync":
+        sync()
+        return 0
+    if args.command == "check":
+        bad = out_of_sync()
+        for name in bad:
+            print(f"out of sync: {name} (run: python scripts/notebooks.py sync)")
+        return 1 if bad else 0
+    return 1 if execute(args.notebooks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The chapters' hygiene, checked statically (strict nbval executes them separately)."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import notebooks as nbtool  # noqa: E402
+
+CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TOC = (ROOT / "_toc.yml").read_text()
+# The lesson's sections, in its order; each must head a chapter, in this order.
+LESSON_HEADINGS = [
+    "텍스트 생성 과정",
+    "Greedy Decoding",
+    "Temperature Scaling",
+    "Top-k Sampling",
+    "Nucleus Sampling",
+    "Beam Search",
+    "토큰 임베딩",
+    "전에 다뤘던 코드",
+    "예측해보기",
+    "여러개 예측하기",
+]
+MACHINE_PATH = re.compile(r"/(work|tmp|root|home|Users|content)/|site-packages|\.venv")
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def outputs(nb):
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+def title(nb):
+    return "".join(nb["cells"][0]["source"]).splitlines()[0]
+
+
+def test_there_are_chapters():
+    assert len(CHAPTERS) >= 1
+
+
+def test_toc_lists_exactly_the_chapters_in_order():
+    listed = re.findall(r"file:\s*notebooks/(\S+)", TOC)
+    assert listed == [p.stem for p in CHAPTERS]
+
+
+def test_lesson_sections_head_chapters_in_order():
+    titles = [title(load(p)) for p in CHAPTERS]
+    found = [next((i for i, t in enumerate(titles) if h in t), None) for h in LESSON_HEADINGS]
+    present = [i for i in found if i is not None]
+    assert present == sorted(present), "the lesson's sections must come in the lesson's order"
+    if len(CHAPTERS) >= 10:
+        assert None not in found, dict(zip(LESSON_HEADINGS, found))
+
+
+def test_badges_and_setup_cells_are_in_sync_with_config():
+    assert nbtool.out_of_sync() == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_hygiene(path):
+    nb = load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert title(nb).startswith("# ")
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), (
+        "run top to bottom, fresh kernel"
+    )
+    outs = outputs(nb)
+    assert not [o for o in outs if o["output_type"] == "error"]
+    assert not [o for o in outs if o.get("name") == "stderr"], "stderr in outputs (a warning?)"
+    text = json.dumps(
+        [
+            {k: v for k, v in o.items() if k != "data"}
+            | {"data": {m: v for m, v in o.get("data", {}).items() if not m.startswith("image/")}}
+            for o in outs
+        ]
+    )
+    assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
+    figures = [
+        i for i, c in enumerate(code) if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+    ]
+    assert figures, "a chapter needs at least one figure"
+    widgets = [
+        i
+        for i, c in enumerate(code)
+        if any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.get("outputs", []))
+    ]
+    if widgets:
+        assert figures[0] < widgets[0], "draw the figure statically before the slider"
+    setup = code[0]
+    assert "remove-cell" in setup["metadata"].get("tags", [])
+    prose = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert len(prose.split()) >= 300
+    assert re.search(r"^#+ .*key takeaways", prose, re.M | re.I)
+    assert re.search(r"^#+ .*exercises", prose, re.M | re.I)
+    assert len(re.findall(r":class: dropdown", prose)) >= 2, "exercise solutions hidden behind a toggle"
+    for c in code:
+        src = "".join(c["source"])
+        if "NBVAL_IGNORE_OUTPUT" in src:
+            # only for output that legitimately varies: widgets, timings, progress bars
+            assert re.search(r"interact|widgets|perf_counter|time\(|tqdm|train\(", src), src[:200]
