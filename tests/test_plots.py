@@ -1,16 +1,11 @@
 """Smoke tests: every figure draws, marks what it should, and rejects bad shapes."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import pytest
 import torch
 from conftest import TableModel
 
-from toygpt import GPTModel, beam_search, plot_heatmap, top_k_filter
-from toygpt import plots
+from toygpt import GPTModel, beam_search, plot_heatmap, plots, top_k_filter
 
 VOCAB = ["hello", "world", "this", "is", "a", "test", "model", "GPT", "language", "AI"]
 
