@@ -135,6 +135,9 @@ def execute(names) -> int:
             failures += 1
             print(f"FAILED {path.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
             continue
+        # Saved widget state would make the web book draw sliders that cannot move (no kernel);
+        # the static figure before each slider is what the web shows.
+        nb.metadata.pop("widgets", None)
         nbformat.write(nb, path)
         print(f"executed {path.name} in {time.perf_counter() - start:.1f} s")
     return failures
