@@ -1,0 +1,53 @@
+"""toygpt: a small GPT you can read end to end, and the decoding strategies that turn its
+next-word distribution into text. Every chapter of the book imports it."""
+
+from toygpt.beam import BeamSearchResult, beam_search
+from toygpt.evaluation import DecodingReport, evaluate_decoding
+from toygpt.generation import generate
+from toygpt.language import ToyLanguage
+from toygpt.model import GPTModel, KVCache, TransformerBlock
+from toygpt.pretrained import load_pretrained
+from toygpt.sampling import (
+    apply_temperature,
+    greedy,
+    min_p_filter,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
+from toygpt.tokenizer import WordTokenizer
+
+__version__ = "0.1.0"
+
+_PLOTS = ("plot_heatmap",)
+
+
+def __getattr__(name):
+    # Plotting pulls in matplotlib and seaborn; import it only when a figure is asked for.
+    if name in _PLOTS:
+        from toygpt import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'toygpt' has no attribute {name!r}")
+
+
+__all__ = [
+    "BeamSearchResult",
+    "DecodingReport",
+    "GPTModel",
+    "KVCache",
+    "ToyLanguage",
+    "TransformerBlock",
+    "WordTokenizer",
+    "apply_temperature",
+    "evaluate_decoding",
+    "beam_search",
+    "generate",
+    "greedy",
+    "load_pretrained",
+    "min_p_filter",
+    "plot_heatmap",
+    "sample_next",
+    "top_k_filter",
+    "top_p_filter",
+]

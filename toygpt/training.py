@@ -1,0 +1,330 @@
+"""Train a GPTModel on sentences of the toy language, and measure how close it gets to the truth.
+
+Every step draws a fresh batch of sentences from the language (the supply never runs out, so
+the model cannot memorise a fixed training set), and minimises the cross-entropy of each next
+token. The best any model can do is the language's *entropy floor*: the cross-entropy of the
+true probabilities. How far above it a model stays is its KL divergence from the truth.
+
+Each training example is one whole sentence, ``<s> ... </s>``, starting at position 0.
+Sentences in a batch have different lengths, so the shorter ones are padded and the padded
+positions are left out of the loss (target ``-100``, which ``F.cross_entropy`` ignores).
+
+Reproduce the shipped checkpoint (about 2 minutes on 2 CPU cores; config.json goes beside it)::
+
+    python -m toygpt.training --output toygpt/checkpoints/toygpt.pt
+
+A small model comes close to the floor in a few seconds (about 4 s on 2 CPU cores):
+
+>>> from toygpt import GPTModel, ToyLanguage
+>>> lang = ToyLanguage()
+>>> _ = torch.manual_seed(0)
+>>> model = GPTModel(len(lang.vocab), d_model=32, num_heads=4, num_layers=2, dropout=0.0, context_length=16)
+>>> history = train(model, lang, steps=500, batch_size=64, lr=3e-3, seed=0, progress=False)
+>>> round(history["val_loss"][-1], 2), round(history["val_floor"], 2)  # the truth's loss on the same sentences
+(1.08, 1.06)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import trange
+
+from toygpt.language import ToyLanguage
+from toygpt.model import GPTModel
+from toygpt.pretrained import save_pretrained
+
+__all__ = ["train", "evaluate", "mean_kl", "make_batch", "DEFAULTS"]
+
+IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value: the padding
+
+# The shipped checkpoint: the lesson's architecture, trained with these settings.
+DEFAULTS = dict(
+    d_model=128,
+    num_heads=4,
+    num_layers=4,
+    dropout=0.0,  # fresh sentences every step: nothing to overfit, so no dropout needed
+    context_length=16,
+    steps=3000,
+    batch_size=64,
+    lr=1e-3,
+    seed=0,
+)
+
+
+def make_batch(sentences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sentences -> ``(inputs, targets)``, each ``(B, longest - 1)``.
+
+    ``targets[b, t]`` is the token that follows ``inputs[b, t]``; padding positions hold
+    ``pad_id`` in the inputs (any valid id: no real position attends to them, since they come
+    after the sentence) and ``-100`` in the targets.
+
+    >>> make_batch([[5, 1, 2, 6], [5, 3, 6]], pad_id=0)
+    (tensor([[5, 1, 2],
+            [5, 3, 0]]), tensor([[   1,    2,    6],
+            [   3,    6, -100]]))
+    """
+    _check_sentences(sentences)
+    longest = max(len(s) for s in sentences)
+    inputs = torch.full((len(sentences), longest - 1), pad_id, dtype=torch.long)
+    targets = torch.full((len(sentences), longest - 1), IGNORE_INDEX, dtype=torch.long)
+    for b, s in enumerate(sentences):
+        inputs[b, : len(s) - 1] = torch.tensor(s[:-1])
+        targets[b, : len(s) - 1] = torch.tensor(s[1:])
+    return inputs, targets
+
+
+def _check_sentences(sentences) -> None:
+    if not isinstance(sentences, (list, tuple)) or not sentences:
+        raise ValueError("sentences must be a non-empty list of sentences (lists of token ids)")
+    for s in sentences:
+        if not isinstance(s, (list, tuple)) or len(s) < 2:
+            raise ValueError(
+                f"sentences must hold lists of at least 2 token ids (<s> and one more), got {s!r}"
+            )
+
+
+def _check_model_and_language(model, lang) -> None:
+    if not isinstance(model, nn.Module) or not hasattr(model, "context_length"):
+        raise TypeError(f"model must be a GPTModel, got {type(model).__name__}")
+    if not isinstance(lang, ToyLanguage):
+        raise TypeError(f"lang must be a ToyLanguage, got {type(lang).__name__}")
+    if model.vocab_size != len(lang.vocab):
+        raise ValueError(
+            f"model.vocab_size ({model.vocab_size}) must equal the language's {len(lang.vocab)} words"
+        )
+    if model.context_length < lang.max_sentence_length - 1:
+        raise ValueError(
+            f"model.context_length ({model.context_length}) must be >= {lang.max_sentence_length - 1} "
+            "to read the longest sentence"
+        )
+
+
+def _loss(model, inputs, targets) -> torch.Tensor:
+    logits = model(inputs)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def _chunks(sentences, size=512):
+    for i in range(0, len(sentences), size):
+        yield sentences[i : i + size]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> float:
+    """Mean cross-entropy (nats) per predicted token over ``sentences``, in eval mode.
+
+    Compare it with ``lang.entropy_floor``: no model can do better on average.
+    """
+    _check_model_and_language(model, lang)
+    _check_sentences(sentences)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for chunk in _chunks(sentences):
+        inputs, targets = make_batch(chunk, lang.eos_id)
+        logits = model(inputs)
+        total += F.cross_entropy(
+            logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+        ).item()
+        count += int((targets != IGNORE_INDEX).sum())
+    model.train(was_training)
+    return total / count
+
+
+@torch.no_grad()
+def mean_kl(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> float:
+    """Mean KL(truth || model) in nats per position, over every position of ``sentences``.
+
+    At each position the truth is ``lang.next_token_probs(prefix)`` and the model's is the
+    softmax of its logits; ``KL = sum_v p(v) * (log p(v) - log q(v))`` over words with p > 0.
+    It is 0 only if the model's distribution equals the truth there.
+    """
+    _check_model_and_language(model, lang)
+    _check_sentences(sentences)
+    was_training = model.training
+    model.eval()
+    oracle = lang.as_model()
+    total, count = 0.0, 0
+    for chunk in _chunks(sentences):
+        inputs, targets = make_batch(chunk, lang.eos_id)
+        log_q = F.log_softmax(model(inputs).float(), dim=-1)  # (B, T, V)
+        log_p = oracle(inputs)  # (B, T, V), -inf where the truth says 0
+        p = log_p.exp()
+        kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)  # (B, T)
+        real = targets != IGNORE_INDEX
+        total += kl[real].sum().item()
+        count += int(real.sum())
+    model.train(was_training)
+    return total / count
+
+
+def _truth_loss(lang: ToyLanguage, sentences: list[list[int]]) -> float:
+    """The true probabilities' cross-entropy on ``sentences`` (nats per predicted token)."""
+    return -sum(lang.sequence_log_prob(s) for s in sentences) / sum(len(s) - 1 for s in sentences)
+
+
+def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of ``lr`` (as in nanoGPT)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def train(
+    model: nn.Module,
+    lang: ToyLanguage,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    weight_decay: float = 0.01,
+    warmup: int | None = None,
+    val_sentences: list[list[int]] | None = None,
+    eval_every: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` in place on fresh sentences of ``lang``; return the loss history.
+
+    Each step draws ``batch_size`` new sentences (from a ``torch.Generator`` seeded with
+    ``seed``), and takes one AdamW step on their mean next-token cross-entropy. The learning
+    rate warms up linearly over ``warmup`` steps (default: a tenth of the steps, at most 200),
+    then decays along a cosine to ``lr / 10``. ``seed`` also seeds dropout.
+
+    Every ``eval_every`` steps (default: 20 times in all) the loss on ``val_sentences``
+    (default: 1000 sentences drawn with seed ``seed + 1``) is measured. The returned history
+    is a dict of equal-length lists, one entry per evaluation, ready for a loss curve::
+
+        {"step": [...], "train_loss": [...],   # train_loss: mean over the steps since the last entry
+         "val_loss": [...],
+         "entropy_floor": lang.entropy_floor,  # the best possible loss, averaged over all sentences
+         "val_floor": ...,                     # the truth's own loss on the validation sentences
+         "seconds": ...}                       # training time
+
+    The model is left in eval mode.
+    """
+    _check_model_and_language(model, lang)
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise TypeError(f"lr must be a number > 0, got {lr!r}")
+    if not 0 < lr < math.inf:  # also rejects NaN
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
+    eval_every = max(1, steps // 20) if eval_every is None else eval_every
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
+    if val_sentences is None:
+        val_sentences = lang.sample(1000, generator=torch.Generator().manual_seed(seed + 1))
+
+    torch.manual_seed(seed)  # dropout
+    data = torch.Generator().manual_seed(seed)  # the training sentences
+    # Weight decay on weight matrices and embeddings, not on biases or LayerNorm gains (as nanoGPT).
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+    )
+    floor = lang.entropy_floor
+    # The floor is an average over all sentences; on a finite validation set the truth's own
+    # cross-entropy differs from it a little, and that is the line the val loss approaches.
+    val_floor = _truth_loss(lang, val_sentences)
+    history = {"step": [], "train_loss": [], "val_loss": [], "entropy_floor": floor, "val_floor": val_floor}
+    recent = []  # train losses since the last evaluation
+    start = time.perf_counter()
+    bar = trange(steps, disable=not progress, desc="training")
+    model.train()
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, steps, lr, warmup)
+        inputs, targets = make_batch(lang.sample(batch_size, generator=data), lang.eos_id)
+        loss = _loss(model, inputs, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        recent.append(loss.item())
+
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            val = evaluate(model, lang, val_sentences)
+            history["step"].append(step + 1)
+            history["train_loss"].append(sum(recent) / len(recent))
+            history["val_loss"].append(val)
+            recent = []
+            # "truth": the true probabilities' loss on the same validation sentences
+            bar.set_postfix(
+                train=f"{history['train_loss'][-1]:.4f}", val=f"{val:.4f}", truth=f"{val_floor:.4f}"
+            )
+    history["seconds"] = time.perf_counter() - start
+    model.eval()
+    return history
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m toygpt.training",
+        description="Train the shipped toygpt checkpoint on the toy language (defaults reproduce it).",
+    )
+    parser.add_argument(
+        "--output", required=True, help="where to write the .pt file (config.json goes beside it)"
+    )
+    for key in ("d_model", "num_heads", "num_layers", "context_length", "steps", "batch_size", "seed"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument(
+        "--test-sentences", type=int, default=10000, help="fresh sentences to measure the final model on"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+
+    lang = ToyLanguage()
+    torch.manual_seed(args.seed)  # the initial weights
+    model_config = dict(
+        vocab_size=len(lang.vocab),
+        d_model=args.d_model,
+        num_heads=args.num_heads,
+        num_layers=args.num_layers,
+        dropout=args.dropout,
+        context_length=args.context_length,
+    )
+    model = GPTModel(**model_config)
+    settings = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    history = train(model, lang, **settings, progress=not args.no_progress)
+
+    # Measure on sentences neither training nor validation saw.
+    test = lang.sample(args.test_sentences, generator=torch.Generator().manual_seed(args.seed + 12345))
+    loss, kl = evaluate(model, lang, test), mean_kl(model, lang, test)
+    truth = _truth_loss(lang, test)
+    floor = lang.entropy_floor
+    metrics = dict(
+        test_loss=round(loss, 5),
+        test_loss_of_truth=round(truth, 5),  # the truth's own cross-entropy on the same sentences
+        entropy_floor=round(floor, 5),
+        loss_over_floor=round(loss / floor, 5),
+        mean_kl=round(kl, 5),
+        train_seconds=round(history["seconds"], 1),
+        torch_version=torch.__version__,
+    )
+    save_pretrained(model, lang.tokenizer(), args.output, training=settings, metrics=metrics)
+    print(f"wrote {args.output} in {history['seconds']:.0f} s of training")
+    print(f"test loss {loss:.4f} nats/token (the truth scores {truth:.4f} on the same sentences)")
+    print(
+        f"entropy floor {floor:.4f}, ratio {loss / floor:.4f}, mean KL(truth || model) {kl:.4f} nats/position"
+    )
+
+
+if __name__ == "__main__":
+    main()
