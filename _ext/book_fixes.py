@@ -34,11 +34,8 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
         return
     seen, unique = set(), []
     for script in scripts:
-        key = (
-            (str(script.filename), str(script.attributes.get("body", "")))
-            if hasattr(script, "filename")
-            else script
-        )
+        # the two copies differ only in filename None vs "" (both mean an inline script)
+        key = (script.filename or "", script.attributes.get("body", "")) if hasattr(script, "filename") else script
         if key in seen:
             continue
         seen.add(key)

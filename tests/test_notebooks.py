@@ -96,7 +96,7 @@ def test_chapter_hygiene(path):
         assert figures[0] < widgets[0], "draw the figure statically before the slider"
     setup = code[0]
     assert "remove-cell" in setup["metadata"].get("tags", [])
-    prose = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert len(prose.split()) >= 300
     assert re.search(r"^#+ .*key takeaways", prose, re.M | re.I)
     assert re.search(r"^#+ .*exercises", prose, re.M | re.I)
