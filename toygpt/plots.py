@@ -176,7 +176,7 @@ def plot_embeddings(
         )
         ax.set_title(title)
         ax.set_xlabel("embedding dimension")
-        ax.set_ylabel("position in the sequence" if tokens is None else "token")
+        ax.set_ylabel("token" if tokens is not None and title != titles[1] else "position in the sequence")
         ax.tick_params(axis="y", rotation=0)
     return fig
 
