@@ -28,6 +28,7 @@ test: lint unit nbval build browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/notebooks.py check
 
 unit: $(STAMP)

@@ -35,7 +35,11 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     seen, unique = set(), []
     for script in scripts:
         # the two copies differ only in filename None vs "" (both mean an inline script)
-        key = (script.filename or "", script.attributes.get("body", "")) if hasattr(script, "filename") else script
+        key = (
+            (script.filename or "", script.attributes.get("body", ""))
+            if hasattr(script, "filename")
+            else script
+        )
         if key in seen:
             continue
         seen.add(key)

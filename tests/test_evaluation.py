@@ -22,7 +22,9 @@ def test_sampling_the_truth_is_always_valid(lang):
     # each reported sentence starts with the prompt and ends at its first </s>
     for s in report.sentences:
         assert s[:2] == prompt[0].tolist() and s[-1] == lang.eos_id and s.count(lang.eos_id) == 1
-    per_token = [(lang.sequence_log_prob(s) - lang.sequence_log_prob(s[:2])) / (len(s) - 2) for s in report.sentences]
+    per_token = [
+        (lang.sequence_log_prob(s) - lang.sequence_log_prob(s[:2])) / (len(s) - 2) for s in report.sentences
+    ]
     assert report.log_prob == pytest.approx(sum(per_token) / len(per_token))
 
 
@@ -52,7 +54,9 @@ def test_seeded(lang):
     assert a == b
 
 
-@pytest.mark.parametrize("kwargs, words", [(dict(n=0), "n must"), (dict(prompt_ids=torch.tensor([1, 2])), "prompt_ids")])
+@pytest.mark.parametrize(
+    "kwargs, words", [(dict(n=0), "n must"), (dict(prompt_ids=torch.tensor([1, 2])), "prompt_ids")]
+)
 def test_bad_arguments(lang, kwargs, words):
     args = dict(prompt_ids=lang.tokenizer().encode("the"), n=5) | kwargs
     with pytest.raises(ValueError, match=words):

@@ -18,7 +18,12 @@ def close_figures():
 def test_sliders():
     logits = torch.randn(8, generator=torch.Generator().manual_seed(0))
     labels = list("abcdefgh")
-    for explore in (widgets.explore_temperature, widgets.explore_top_k, widgets.explore_top_p, widgets.explore_min_p):
+    for explore in (
+        widgets.explore_temperature,
+        widgets.explore_top_k,
+        widgets.explore_top_p,
+        widgets.explore_min_p,
+    ):
         box = explore(logits, labels)
         sliders = [c for c in box.widget.children if hasattr(c, "value") and c.description]
         assert sliders, explore.__name__
@@ -26,6 +31,7 @@ def test_sliders():
 
 def test_beam_slider():
     lang = ToyLanguage()
-    box = widgets.explore_beams(lang.as_model(), lang.tokenizer().encode("the dog"), lang.vocab,
-                                eos_token_id=lang.eos_id)
+    box = widgets.explore_beams(
+        lang.as_model(), lang.tokenizer().encode("the dog"), lang.vocab, eos_token_id=lang.eos_id
+    )
     assert {c.description for c in box.widget.children if hasattr(c, "description")} >= {"beams"}

@@ -84,7 +84,7 @@ def _check_options(num_beams, length_penalty, early_stopping, num_return_sequenc
         )
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(
     model,
     input_ids: torch.Tensor,

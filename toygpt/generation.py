@@ -81,7 +81,7 @@ class NextTokenLogits:
             self.cache.reorder(rows)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(
     model,
     input_ids: torch.Tensor,

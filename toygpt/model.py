@@ -42,29 +42,48 @@ class KVCache:
 
     ``keys[i]`` and ``values[i]`` have shape ``(B, heads, length, head_dim)``.
     Create one with :meth:`GPTModel.new_kv_cache` and pass it to every forward call.
+    One tensor with room for ``capacity`` positions holds all layers, so adding a token
+    copies only that token's keys and values (growing tensors with ``torch.cat`` would copy
+    all of them), and beam search re-orders every layer at once.
     """
 
-    def __init__(self, num_layers: int):
-        self.keys: list[torch.Tensor | None] = [None] * num_layers
-        self.values: list[torch.Tensor | None] = [None] * num_layers
+    def __init__(self, num_layers: int, capacity: int):
+        self.capacity = capacity
+        self.lengths = [0] * num_layers  # positions filled, per layer
+        self._kv: torch.Tensor | None = None  # (layers, 2, B, heads, capacity, head_dim)
 
     def __len__(self) -> int:
         """Number of cached positions."""
-        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+        return self.lengths[-1]
+
+    @property
+    def keys(self) -> list[torch.Tensor | None]:
+        return [None if self._kv is None else self._kv[i, 0, :, :, :n] for i, n in enumerate(self.lengths)]
+
+    @property
+    def values(self) -> list[torch.Tensor | None]:
+        return [None if self._kv is None else self._kv[i, 1, :, :, :n] for i, n in enumerate(self.lengths)]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Append this step's keys/values for one layer; return the full keys/values."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} positions; {end} were asked for")
+        if self._kv is None:
+            B, H, _, D = k.shape
+            self._kv = k.new_empty(len(self.lengths), 2, B, H, self.capacity, D)
+        self._kv[layer, 0, :, :, start:end] = k
+        self._kv[layer, 1, :, :, start:end] = v
+        self.lengths[layer] = end
+        return self._kv[layer, 0, :, :, :end], self._kv[layer, 1, :, :, :end]
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Keep (and duplicate) batch rows: used by beam search when beams are re-ranked."""
-        for i, (k, v) in enumerate(zip(self.keys, self.values)):
-            if k is not None:
-                self.keys[i], self.values[i] = k.index_select(0, rows), v.index_select(0, rows)
+        if self._kv is not None:
+            n = len(self)  # copy only the filled positions
+            kv = self._kv.new_empty(*self._kv.shape[:2], len(rows), *self._kv.shape[3:])
+            kv[:, :, :, :, :n] = self._kv[:, :, :, :, :n].index_select(2, rows)
+            self._kv = kv
 
 
 class CausalSelfAttention(nn.Module):
@@ -89,9 +108,14 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
         past = 0
         if kv_cache is not None:
-            cached = kv_cache.keys[layer]
-            past = 0 if cached is None else cached.shape[2]
+            past = kv_cache.lengths[layer]  # positions cached before this call
             k, v = kv_cache.update(layer, k, v)  # (B, heads, past + T, head_dim)
+        p = self.dropout if self.training else 0.0
+        if mask is None and not return_attention and (T == 1 or past == 0):
+            # Fast paths, same result: one new token may see every cached key (no mask at
+            # all), and without a cache the mask is the plain causal triangle.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=T > 1)
+            return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C))), None
         if mask is None:
             # The new queries sit at positions past..past+T-1 and see keys 0..their own position.
             mask = self.causal_mask[past : past + T, : past + T]
@@ -101,7 +125,6 @@ class CausalSelfAttention(nn.Module):
             y = F.dropout(weights, self.dropout, self.training) @ v
         else:
             weights = None
-            p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.proj(y)), weights
@@ -196,7 +219,7 @@ class GPTModel(nn.Module):
 
     def new_kv_cache(self) -> KVCache:
         """An empty cache to pass as ``kv_cache=`` to successive forward calls."""
-        return KVCache(len(self.blocks))
+        return KVCache(len(self.blocks), self.context_length)
 
     def check_input_ids(self, input_ids, name: str = "input_ids") -> None:
         """Raise a clear error unless ``input_ids`` is a (B, T) integer tensor of valid ids."""
@@ -213,7 +236,7 @@ class GPTModel(nn.Module):
             )
         if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
             raise ValueError(f"{name} must not be empty, got shape {tuple(input_ids.shape)}")
-        low, high = int(input_ids.min()), int(input_ids.max())
+        low, high = (bound.item() for bound in torch.aminmax(input_ids))
         if low < 0 or high >= self.vocab_size:
             bad = low if low < 0 else high
             raise ValueError(f"{name} must be in [0, {self.vocab_size - 1}] (the vocabulary), got id {bad}")

@@ -42,11 +42,16 @@ def check_logits(logits, name: str = "logits") -> None:
         raise ValueError(
             f"{name} must have shape (..., vocab_size) with vocab_size >= 1, got {tuple(logits.shape)}"
         )
-    if torch.isnan(logits).any():
-        raise ValueError(f"{name} contains NaN")
-    if (logits == float("inf")).any():
-        raise ValueError(f"{name} contains +inf; only finite values and -inf (removed tokens) are allowed")
-    if (logits == float("-inf")).all(dim=-1).any():
+    # One reduction finds all three problems: a row's max is NaN if the row holds a NaN,
+    # +inf if it holds +inf, and -inf if every entry is -inf.
+    row_max = logits.amax(dim=-1)
+    if not torch.isfinite(row_max).all():
+        if torch.isnan(row_max).any():
+            raise ValueError(f"{name} contains NaN")
+        if (row_max == float("inf")).any():
+            raise ValueError(
+                f"{name} contains +inf; only finite values and -inf (removed tokens) are allowed"
+            )
         raise ValueError(f"{name} has a row where every entry is -inf: no token is left to choose")
 
 
