@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=200, help="new tokens per run (default 200)")
     parser.add_argument("--prompt", type=int, default=8, help="prompt length (default 8)")
     parser.add_argument("--beams", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
