@@ -76,8 +76,19 @@ def synced(nb, name: str):
     old_badges = nb.cells[_find(nb, BADGE_TAG)] if _find(nb, BADGE_TAG) is not None else None
     if old_badges is not None and old_badges.source == badges.source:
         badges = old_badges
-    nb.cells = cells[:1] + [badges, setup] + cells[1:]
+    title, rest = _split_title(cells[0])
+    nb.cells = [title, badges, setup] + rest + cells[1:]
     return nb
+
+
+def _split_title(cell):
+    """The first cell's heading line alone (the badges go right under it), and the rest."""
+    lines = cell.source.splitlines()
+    if cell.cell_type != "markdown" or len(lines) <= 1:
+        return cell, []
+    title = nbformat.v4.new_markdown_cell(lines[0], metadata=cell.metadata)
+    body = "\n".join(lines[1:]).strip("\n")
+    return title, [nbformat.v4.new_markdown_cell(body)] if body else []
 
 
 def _find_tags(cell) -> set:
