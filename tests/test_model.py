@@ -178,3 +178,11 @@ def test_bad_config(kwargs, error, words):
 def test_bad_input_ids(tiny_model, ids, error, words):
     with pytest.raises(error, match=words):
         tiny_model(ids)
+
+
+def test_kv_cache_holds_context_length_positions(tiny_model):
+    cache = tiny_model.new_kv_cache()
+    tiny_model(torch.zeros(1, 8, dtype=torch.long), kv_cache=cache)
+    assert len(cache) == 8 and cache.keys[0].shape == (1, 4, 8, 8)
+    with pytest.raises(ValueError, match="context_length"):
+        tiny_model(torch.zeros(1, 1, dtype=torch.long), kv_cache=cache)
