@@ -101,6 +101,11 @@ def test_chapter_hygiene(path):
     assert re.search(r"^#+ .*key takeaways", prose, re.M | re.I)
     assert re.search(r"^#+ .*exercises", prose, re.M | re.I)
     assert len(re.findall(r":class: dropdown", prose)) >= 2, "exercise solutions hidden behind a toggle"
+    for c in code[1:]:
+        # Colab fetches only the notebook: everything else must come from the installed package
+        assert not re.search(r"\.\./|\bnotebooks/|\bbook/|\bbenchmarks/", "".join(c["source"])), (
+            "a repository path"
+        )
     for c in code:
         src = "".join(c["source"])
         if "NBVAL_IGNORE_OUTPUT" in src:
