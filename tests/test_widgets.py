@@ -35,3 +35,17 @@ def test_beam_slider():
         lang.as_model(), lang.tokenizer().encode("the dog"), lang.vocab, eos_token_id=lang.eos_id
     )
     assert {c.description for c in box.widget.children if hasattr(c, "description")} >= {"beams"}
+
+
+def test_web_slider_embeds_one_frame_per_value():
+    drawn = []
+
+    def draw(value, ax):
+        drawn.append(value)
+        ax.bar([0, 1], [value, 1 - value])
+
+    html = widgets.web_slider(draw, [0.2, 0.5, 0.8]).data
+    assert 'type="range"' in html and html.count("data:image/png;base64") == 3
+    assert set(drawn) == {0.2, 0.5, 0.8}
+    with pytest.raises(ValueError, match="values"):
+        widgets.web_slider(draw, [])

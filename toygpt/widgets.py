@@ -1,4 +1,5 @@
-"""Sliders for the chapters (ipywidgets; Jupyter, Colab and Binder run them).
+"""Sliders for the chapters (ipywidgets; Jupyter, Colab and Binder run them), and
+:func:`web_slider`, a slider over pre-drawn frames that also works on the web page.
 
 Each explorer redraws a figure from :mod:`toygpt.plots` when a slider moves. The chapters
 always draw the same figure once with default values before calling one of these, so the
@@ -17,7 +18,14 @@ from toygpt import plots
 from toygpt.beam import beam_search
 from toygpt.sampling import apply_temperature, min_p_filter, top_k_filter, top_p_filter
 
-__all__ = ["explore_temperature", "explore_top_k", "explore_top_p", "explore_min_p", "explore_beams"]
+__all__ = [
+    "explore_temperature",
+    "explore_top_k",
+    "explore_top_p",
+    "explore_min_p",
+    "explore_beams",
+    "web_slider",
+]
 
 
 def _ipywidgets():
@@ -119,3 +127,29 @@ def explore_beams(model, input_ids, labels, *, eos_token_id=None, max_new_tokens
         num_beams=w.IntSlider(value=start, min=1, max=6, description="beams"),
         length_penalty=w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.5, description="length pen."),
     )
+
+
+def web_slider(draw, values, *, figsize=(10, 3.2), dpi=60, interval_ms=700):
+    """A slider that needs no kernel: one figure is drawn in advance for each of ``values``,
+    and matplotlib's JavaScript player shows them with a slider and play buttons.
+
+    ``draw(value, ax)`` draws one frame into ``ax``. The chapters put one under each live
+    slider, so readers of the web book can move something too. Returns an ``IPython``
+    ``HTML`` object (the frames are embedded as images, about 10-20 kB each).
+    """
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    values = list(values)
+    if not values:
+        raise ValueError("values must not be empty")
+    fig = plt.figure(figsize=figsize, dpi=dpi)
+
+    def frame(i):
+        fig.clear()  # colour bars and legends are redrawn with each frame
+        draw(values[i], fig.add_subplot())
+
+    player = animation.FuncAnimation(fig, frame, frames=len(values), interval=interval_ms)
+    html = player.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return HTML(html)
