@@ -67,18 +67,23 @@ def _find(nb, tag):
 
 def synced(nb, name: str):
     """The notebook with its badge cell (after the title) and setup cell (after the badges)."""
-    badges = nbformat.v4.new_markdown_cell(badge_source(name), metadata={"tags": [BADGE_TAG]})
-    setup = nbformat.v4.new_code_cell(setup_source(), metadata={"tags": ["remove-cell", SETUP_TAG]})
+    badges = _unchanged_or(
+        nb, nbformat.v4.new_markdown_cell(badge_source(name), metadata={"tags": [BADGE_TAG]})
+    )
+    setup = _unchanged_or(
+        nb, nbformat.v4.new_code_cell(setup_source(), metadata={"tags": ["remove-cell", SETUP_TAG]})
+    )
     cells = [c for c in nb.cells if not _find_tags(c) & {BADGE_TAG, SETUP_TAG}]
-    old_setup = nb.cells[_find(nb, SETUP_TAG)] if _find(nb, SETUP_TAG) is not None else None
-    if old_setup is not None and old_setup.source == setup.source:
-        setup = old_setup  # keep its execution count and outputs
-    old_badges = nb.cells[_find(nb, BADGE_TAG)] if _find(nb, BADGE_TAG) is not None else None
-    if old_badges is not None and old_badges.source == badges.source:
-        badges = old_badges
     title, rest = _split_title(cells[0])
     nb.cells = [title, badges, setup] + rest + cells[1:]
     return nb
+
+
+def _unchanged_or(nb, fresh):
+    """The notebook's cell with ``fresh``'s tag if its source is the same (so it keeps its
+    execution count and outputs), otherwise ``fresh``."""
+    i = _find(nb, fresh.metadata["tags"][-1])
+    return nb.cells[i] if i is not None and nb.cells[i].source == fresh.source else fresh
 
 
 def _split_title(cell):

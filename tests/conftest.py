@@ -1,7 +1,5 @@
 """Shared helpers for the tests: tiny models with known logits, and a bridge to transformers."""
 
-import math
-
 import pytest
 import torch
 import torch.nn as nn
@@ -40,6 +38,13 @@ class PrefixModel(nn.Module):
     def forward(self, input_ids):
         rows = [[self.probs(tuple(seq[: t + 1])) for t in range(len(seq))] for seq in input_ids.tolist()]
         return torch.stack([torch.stack(r) for r in rows]).log().float()  # (B, T, V)
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same global random state, so a model built without an
+    explicit seed is the same whichever tests ran before it."""
+    torch.manual_seed(0)
 
 
 @pytest.fixture
@@ -130,4 +135,4 @@ def chi_square_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
     return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2))
 
 
-__all__ = ["PrefixModel", "TableModel", "sharpen", "to_hf_gpt2", "chi_square_pvalue", "math"]
+__all__ = ["PrefixModel", "TableModel", "sharpen", "to_hf_gpt2", "chi_square_pvalue"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from toygpt.generation import NextTokenLogits, _check_max_new_tokens, _check_model, _check_token_id, check_ids
+from toygpt.model import eval_mode
 
 __all__ = ["beam_search", "BeamSearchResult", "BeamStep", "BeamCandidate"]
 
@@ -68,11 +69,7 @@ def _check_options(num_beams, length_penalty, early_stopping, num_return_sequenc
         raise TypeError(f"length_penalty must be a number, got {length_penalty!r}")
     if not math.isfinite(length_penalty):
         raise ValueError(f"length_penalty must be finite, got {length_penalty}")
-    if (
-        early_stopping not in (True, False, "never")
-        or isinstance(early_stopping, (int, float))
-        and not isinstance(early_stopping, bool)
-    ):
+    if not (isinstance(early_stopping, bool) or early_stopping == "never"):
         raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
     if isinstance(num_return_sequences, bool) or not isinstance(num_return_sequences, int):
         raise TypeError(
@@ -119,9 +116,7 @@ def beam_search(
         zeros = torch.zeros(num_return_sequences)
         return BeamSearchResult(input_ids.repeat(num_return_sequences, 1), zeros, zeros.clone(), [], P)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         steps, finished = _search(
             model,
             input_ids,
@@ -132,8 +127,6 @@ def beam_search(
             early_stopping,
             use_cache,
         )
-    finally:
-        model.train(was_training)
 
     best = finished[:num_return_sequences]  # (final score, sum of log-probs, generated tokens)
     longest = max(len(tokens) for _, _, tokens in best)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from toygpt.model import GPTModel
+from toygpt.model import GPTModel, eval_mode
 from toygpt.sampling import check_sampling_options, greedy, sample_next
 
 __all__ = ["generate", "NextTokenLogits"]
@@ -50,7 +50,8 @@ class NextTokenLogits:
     Without a cache every call runs the model on the last ``context_length`` tokens. With a
     cache (``use_cache=True`` and a GPTModel) only the new token is run, as long as the whole
     sequence fits in the window. Once it no longer fits, every token's position changes when
-    the window slides, so the cached keys are stale: the window is then run afresh. The two
+    the window slides, so the cached keys are stale: from then on each step runs the whole
+    window, without a cache. The two
     paths therefore give the same logits (up to float rounding) at every step.
     """
 
@@ -64,13 +65,14 @@ class NextTokenLogits:
         """``ids (B, T)`` -> logits ``(B, V)`` for the token after ``ids[:, -1]``."""
         window = self.model.context_length
         T = ids.shape[1]
-        if not self.use_cache:
+        if not self.use_cache or T > window:
+            self.cache = None  # once the window slides, cached keys sit at stale positions
             return self.model(ids[:, -window:])[:, -1, :]
-        if self.cache is not None and T <= window and self.seen < T:
-            new = ids[:, self.seen :]  # usually one token
-        else:  # first call, or the window slid: run the whole (cropped) window afresh
+        if self.cache is None:  # first call: run the prompt and fill the cache
             self.cache = self.model.new_kv_cache()
-            new = ids[:, -window:]
+            new = ids
+        else:
+            new = ids[:, self.seen :]  # usually one token
         logits = self.model(new, kv_cache=self.cache)[:, -1, :]
         self.seen = T
         return logits
@@ -133,9 +135,7 @@ def generate(
         if unused:
             raise ValueError(f"{', '.join(unused)} only apply when do_sample=True (greedy ignores them)")
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         ids = input_ids
         next_logits = NextTokenLogits(model, use_cache)
         finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
@@ -159,5 +159,3 @@ def generate(
             if eos_token_id is not None and bool(finished.all()):
                 break
         return ids
-    finally:
-        model.train(was_training)

@@ -15,12 +15,13 @@ values so that each new token costs one position of work instead of the whole se
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["GPTModel", "TransformerBlock", "CausalSelfAttention", "KVCache"]
+__all__ = ["GPTModel", "TransformerBlock", "CausalSelfAttention", "KVCache", "eval_mode"]
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -35,6 +36,18 @@ def _check_dropout(dropout) -> None:
         raise TypeError(f"dropout must be a number in [0, 1), got {dropout!r}")
     if not 0.0 <= dropout < 1.0:  # also rejects NaN
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run ``model`` in eval mode (dropout off) inside the block, then give it back the mode
+    it had, even if the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class KVCache:
@@ -111,21 +124,21 @@ class CausalSelfAttention(nn.Module):
             past = kv_cache.lengths[layer]  # positions cached before this call
             k, v = kv_cache.update(layer, k, v)  # (B, heads, past + T, head_dim)
         p = self.dropout if self.training else 0.0
+        weights = None
         if mask is None and not return_attention and (T == 1 or past == 0):
             # Fast paths, same result: one new token may see every cached key (no mask at
             # all), and without a cache the mask is the plain causal triangle.
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=T > 1)
-            return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C))), None
-        if mask is None:
-            # The new queries sit at positions past..past+T-1 and see keys 0..their own position.
-            mask = self.causal_mask[past : past + T, : past + T]
-        if return_attention:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, heads, T, past+T)
-            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            y = F.dropout(weights, self.dropout, self.training) @ v
         else:
-            weights = None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            if mask is None:
+                # The new queries sit at positions past..past+T-1 and see keys 0..their own position.
+                mask = self.causal_mask[past : past + T, : past + T]
+            if return_attention:
+                scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, heads, T, past+T)
+                weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+                y = F.dropout(weights, self.dropout, self.training) @ v
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.proj(y)), weights
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from tqdm.auto import trange
 
 from toygpt.language import ToyLanguage
-from toygpt.model import GPTModel
+from toygpt.model import GPTModel, eval_mode
 from toygpt.pretrained import save_pretrained
 
 __all__ = ["train", "evaluate", "mean_kl", "make_batch", "DEFAULTS"]
@@ -123,17 +123,15 @@ def evaluate(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) ->
     """
     _check_model_and_language(model, lang)
     _check_sentences(sentences)
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    for chunk in _chunks(sentences):
-        inputs, targets = make_batch(chunk, lang.eos_id)
-        logits = model(inputs)
-        total += F.cross_entropy(
-            logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-        ).item()
-        count += int((targets != IGNORE_INDEX).sum())
-    model.train(was_training)
+    with eval_mode(model):
+        for chunk in _chunks(sentences):
+            inputs, targets = make_batch(chunk, lang.eos_id)
+            logits = model(inputs)
+            total += F.cross_entropy(
+                logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+            ).item()
+            count += int((targets != IGNORE_INDEX).sum())
     return total / count
 
 
@@ -147,20 +145,18 @@ def mean_kl(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> 
     """
     _check_model_and_language(model, lang)
     _check_sentences(sentences)
-    was_training = model.training
-    model.eval()
     oracle = lang.as_model()
     total, count = 0.0, 0
-    for chunk in _chunks(sentences):
-        inputs, targets = make_batch(chunk, lang.eos_id)
-        log_q = F.log_softmax(model(inputs).float(), dim=-1)  # (B, T, V)
-        log_p = oracle(inputs)  # (B, T, V), -inf where the truth says 0
-        p = log_p.exp()
-        kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)  # (B, T)
-        real = targets != IGNORE_INDEX
-        total += kl[real].sum().item()
-        count += int(real.sum())
-    model.train(was_training)
+    with eval_mode(model):
+        for chunk in _chunks(sentences):
+            inputs, targets = make_batch(chunk, lang.eos_id)
+            log_q = F.log_softmax(model(inputs).float(), dim=-1)  # (B, T, V)
+            log_p = oracle(inputs)  # (B, T, V), -inf where the truth says 0
+            p = log_p.exp()
+            kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)  # (B, T)
+            real = targets != IGNORE_INDEX
+            total += kl[real].sum().item()
+            count += int(real.sum())
     return total / count
 
 
