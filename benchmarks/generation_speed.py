@@ -35,23 +35,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--new", type=int, default=200, help="new tokens per run (default 200)")
-    parser.add_argument("--prompt", type=int, default=8, help="prompt length (default 8)")
+    parser.add_argument(
+        "--new", type=int, default=200, help="new tokens per run (default 200)"
+    )
+    parser.add_argument(
+        "--prompt", type=int, default=8, help="prompt length (default 8)"
+    )
     parser.add_argument("--beams", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    size = dict(vocab_size=64, d_model=128, num_heads=4, num_layers=4, dropout=0.0, context_length=256)
+    size = dict(
+        vocab_size=64,
+        d_model=128,
+        num_heads=4,
+        num_layers=4,
+        dropout=0.0,
+        context_length=256,
+    )
     model = GPTModel(**size).eval()
-    prompt = torch.randint(0, 64, (1, args.prompt), generator=torch.Generator().manual_seed(0))
+    prompt = torch.randint(
+        0, 64, (1, args.prompt), generator=torch.Generator().manual_seed(0)
+    )
     n = args.new
 
     rows = []
     t_cache = timed(lambda: generate(model, prompt, n, use_cache=True), args.repeats)
     t_plain = timed(lambda: generate(model, prompt, n, use_cache=False), args.repeats)
-    t_beam = timed(lambda: beam_search(model, prompt, num_beams=args.beams, max_new_tokens=n), args.repeats)
+    t_beam = timed(
+        lambda: beam_search(model, prompt, num_beams=args.beams, max_new_tokens=n),
+        args.repeats,
+    )
     rows += [
         ("toygpt greedy, KV cache", t_cache),
         ("toygpt greedy, no cache", t_plain),
@@ -75,16 +91,29 @@ def main() -> None:
             eos_token_id=None,
         )
         hf = GPT2LMHeadModel(cfg).eval()
-        greedy_cfg = GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+        greedy_cfg = GenerationConfig(
+            max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0
+        )
         beam_cfg = GenerationConfig(
-            max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=args.beams, pad_token_id=0
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            num_beams=args.beams,
+            pad_token_id=0,
         )
         with torch.no_grad():
-            t_hf = timed(lambda: hf.generate(prompt, generation_config=greedy_cfg), args.repeats)
-            t_hf_beam = timed(lambda: hf.generate(prompt, generation_config=beam_cfg), args.repeats)
+            t_hf = timed(
+                lambda: hf.generate(prompt, generation_config=greedy_cfg), args.repeats
+            )
+            t_hf_beam = timed(
+                lambda: hf.generate(prompt, generation_config=beam_cfg), args.repeats
+            )
         rows += [
             (f"transformers {transformers.__version__} greedy (GPT2LMHeadModel)", t_hf),
-            (f"transformers {transformers.__version__} beam search, {args.beams} beams", t_hf_beam),
+            (
+                f"transformers {transformers.__version__} beam search, {args.beams} beams",
+                t_hf_beam,
+            ),
         ]
     except ImportError:
         t_hf = t_hf_beam = None
@@ -95,10 +124,16 @@ def main() -> None:
     )
     for name, seconds in rows:
         print(f"  {name:<52} {n / seconds:8.0f} tokens/s  ({seconds * 1000:7.1f} ms)")
-    print(f"  KV cache speed-up over no cache:            {t_plain / t_cache:5.2f}x  (target >= 3)")
+    print(
+        f"  KV cache speed-up over no cache:            {t_plain / t_cache:5.2f}x  (target >= 3)"
+    )
     if t_hf is not None:
-        print(f"  toygpt greedy vs transformers greedy:       {t_hf / t_cache:5.2f}x  (target >= 2)")
-        print(f"  toygpt beam vs transformers beam:           {t_hf_beam / t_beam:5.2f}x  (target >= 1.5)")
+        print(
+            f"  toygpt greedy vs transformers greedy:       {t_hf / t_cache:5.2f}x  (target >= 2)"
+        )
+        print(
+            f"  toygpt beam vs transformers beam:           {t_hf_beam / t_beam:5.2f}x  (target >= 1.5)"
+        )
 
 
 if __name__ == "__main__":

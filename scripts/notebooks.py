@@ -62,16 +62,29 @@ def setup_source() -> str:
 
 
 def _find(nb, tag):
-    return next((i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", [])), None)
+    return next(
+        (
+            i
+            for i, c in enumerate(nb.cells)
+            if tag in c.get("metadata", {}).get("tags", [])
+        ),
+        None,
+    )
 
 
 def synced(nb, name: str):
     """The notebook with its badge cell (after the title) and setup cell (after the badges)."""
     badges = _unchanged_or(
-        nb, nbformat.v4.new_markdown_cell(badge_source(name), metadata={"tags": [BADGE_TAG]})
+        nb,
+        nbformat.v4.new_markdown_cell(
+            badge_source(name), metadata={"tags": [BADGE_TAG]}
+        ),
     )
     setup = _unchanged_or(
-        nb, nbformat.v4.new_code_cell(setup_source(), metadata={"tags": ["remove-cell", SETUP_TAG]})
+        nb,
+        nbformat.v4.new_code_cell(
+            setup_source(), metadata={"tags": ["remove-cell", SETUP_TAG]}
+        ),
     )
     cells = [c for c in nb.cells if not _find_tags(c) & {BADGE_TAG, SETUP_TAG}]
     title, rest = _split_title(cells[0])
@@ -83,7 +96,9 @@ def _unchanged_or(nb, fresh):
     """The notebook's cell with ``fresh``'s tag if its source is the same (so it keeps its
     execution count and outputs), otherwise ``fresh``."""
     i = _find(nb, fresh.metadata["tags"][-1])
-    return nb.cells[i] if i is not None and nb.cells[i].source == fresh.source else fresh
+    return (
+        nb.cells[i] if i is not None and nb.cells[i].source == fresh.source else fresh
+    )
 
 
 def _split_title(cell):
@@ -136,7 +151,11 @@ def execute(names) -> int:
     failures = 0
     for path in chapters(names):
         nb = synced(nbformat.read(path, as_version=4), path.name)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         start = time.perf_counter()
         client = NotebookClient(
             nb,
@@ -149,7 +168,9 @@ def execute(names) -> int:
             client.execute()
         except Exception as error:  # report and go on with the other chapters
             failures += 1
-            print(f"FAILED {path.name}: {str(error).splitlines()[-1] if str(error) else error!r}")
+            print(
+                f"FAILED {path.name}: {str(error).splitlines()[-1] if str(error) else error!r}"
+            )
             continue
         # Saved widget state would make the web book draw sliders that cannot move (no kernel);
         # the static figure before each slider is what the web shows.

@@ -28,7 +28,11 @@ class PrefixModel(nn.Module):
 
     def __init__(self, vocab_size, seed=0, context_length=64):
         super().__init__()
-        self.vocab_size, self.seed, self.context_length = vocab_size, seed, context_length
+        self.vocab_size, self.seed, self.context_length = (
+            vocab_size,
+            seed,
+            context_length,
+        )
 
     def probs(self, prefix):
         g = torch.Generator().manual_seed(hash((self.seed, *prefix)) % 2**31)
@@ -36,7 +40,10 @@ class PrefixModel(nn.Module):
         return p / p.sum()
 
     def forward(self, input_ids):
-        rows = [[self.probs(tuple(seq[: t + 1])) for t in range(len(seq))] for seq in input_ids.tolist()]
+        rows = [
+            [self.probs(tuple(seq[: t + 1])) for t in range(len(seq))]
+            for seq in input_ids.tolist()
+        ]
         return torch.stack([torch.stack(r) for r in rows]).log().float()  # (B, T, V)
 
 
@@ -51,7 +58,12 @@ def seeded():
 def tiny_model():
     torch.manual_seed(0)
     return GPTModel(
-        vocab_size=11, d_model=32, num_heads=4, num_layers=2, dropout=0.1, context_length=8
+        vocab_size=11,
+        d_model=32,
+        num_heads=4,
+        num_layers=2,
+        dropout=0.1,
+        context_length=8,
     ).eval()
 
 
@@ -63,7 +75,9 @@ def sharpen(model, weight_scale=20.0, eos=None, eos_bias=0.0, seed=0):
         for p in model.parameters():
             if p.dim() > 1:
                 p.mul_(weight_scale)
-        model.output_layer.bias.copy_(torch.randn(model.output_layer.bias.shape, generator=g))
+        model.output_layer.bias.copy_(
+            torch.randn(model.output_layer.bias.shape, generator=g)
+        )
         if eos is not None:
             model.output_layer.bias[eos] += eos_bias
     return model.eval()
@@ -118,7 +132,9 @@ def to_hf_gpt2(model: GPTModel):
             p + "mlp.c_proj.bias": b.ffn[2].bias,
         }
     W = model.output_layer.weight.double()
-    shift = torch.linalg.lstsq(W, model.output_layer.bias.double()[:, None]).solution[:, 0]
+    shift = torch.linalg.lstsq(W, model.output_layer.bias.double()[:, None]).solution[
+        :, 0
+    ]
     sd["transformer.ln_f.bias"] = (model.ln_final.bias.double() + shift).float()
     hf.load_state_dict({k: v.detach().clone() for k, v in sd.items()}, strict=True)
     return hf
@@ -132,7 +148,9 @@ def chi_square_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
     expected = n * probs[support].double()
     stat = ((counts[support].double() - expected) ** 2 / expected).sum()
     df = int(support.sum()) - 1
-    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2))
+    return float(
+        torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2)
+    )
 
 
 __all__ = ["PrefixModel", "TableModel", "sharpen", "to_hf_gpt2", "chi_square_pvalue"]

@@ -25,12 +25,25 @@ def test_hand_traced_example():
     prompt = torch.tensor([[0]])
     # greedy: BOS -> A (0.5) -> EOS (0.4)
     assert generate(model, prompt, 4, eos_token_id=3).tolist() == [[0, 1, 3]]
-    r = beam_search(model, prompt, num_beams=2, max_new_tokens=4, eos_token_id=3, num_return_sequences=2)
+    r = beam_search(
+        model,
+        prompt,
+        num_beams=2,
+        max_new_tokens=4,
+        eos_token_id=3,
+        num_return_sequences=2,
+    )
     assert r.sequences.tolist() == [[0, 2, 3], [0, 1, 3]]
-    assert r.scores.tolist() == pytest.approx([math.log(0.4 * 0.9) / 2, math.log(0.5 * 0.4) / 2], abs=1e-5)
+    assert r.scores.tolist() == pytest.approx(
+        [math.log(0.4 * 0.9) / 2, math.log(0.5 * 0.4) / 2], abs=1e-5
+    )
     # step 1: EOS ranks third, outside the first num_beams, so it cannot finish
     first = r.steps[0].candidates
-    assert [(c.token, c.status) for c in first[:3]] == [(1, "kept"), (2, "kept"), (3, "pruned")]
+    assert [(c.token, c.status) for c in first[:3]] == [
+        (1, "kept"),
+        (2, "kept"),
+        (3, "pruned"),
+    ]
     # step 2: both EOS candidates rank first and finish; A-A and A-B run on
     second = r.steps[1].candidates
     assert [(c.parent, c.token, c.status) for c in second] == [
@@ -48,7 +61,9 @@ def test_hand_traced_example():
         length_penalty=0.0,
         num_return_sequences=2,
     )
-    assert r0.scores.tolist() == pytest.approx([math.log(0.36), math.log(0.2)], abs=1e-5)
+    assert r0.scores.tolist() == pytest.approx(
+        [math.log(0.36), math.log(0.2)], abs=1e-5
+    )
 
 
 def test_hand_traced_never_and_length_penalty_two():
@@ -119,14 +134,26 @@ def test_best_hypothesis_is_found_on_small_vocabulary(num_beams):
     model = PrefixModel(5, seed=3)
     exact = all_hypotheses(model, 0, 4, eos=4, lp=0.0)
     r = beam_search(
-        model, torch.tensor([[0]]), num_beams=num_beams, max_new_tokens=4, eos_token_id=4, length_penalty=0.0
+        model,
+        torch.tensor([[0]]),
+        num_beams=num_beams,
+        max_new_tokens=4,
+        eos_token_id=4,
+        length_penalty=0.0,
     )
     assert r.scores[0] <= exact[0][0] + 1e-6
     tail = r.sequences[0, 1:].tolist()
     got = tuple(tail[: tail.index(4) + 1] if 4 in tail else tail)
-    assert r.scores[0].item() == pytest.approx(dict((t, s) for s, t in exact)[got], abs=1e-5)
+    assert r.scores[0].item() == pytest.approx(
+        dict((t, s) for s, t in exact)[got], abs=1e-5
+    )
     big = beam_search(
-        model, torch.tensor([[0]]), num_beams=64, max_new_tokens=4, eos_token_id=4, length_penalty=0.0
+        model,
+        torch.tensor([[0]]),
+        num_beams=64,
+        max_new_tokens=4,
+        eos_token_id=4,
+        length_penalty=0.0,
     )
     assert big.scores[0].item() == pytest.approx(exact[0][0], abs=1e-5)
 
@@ -134,8 +161,17 @@ def test_best_hypothesis_is_found_on_small_vocabulary(num_beams):
 def test_one_beam_with_no_length_penalty_is_greedy():
     model = sharpen(GPTModel(20, 32, 4, 2, 0.0, 16), eos=5, eos_bias=2.0)
     for seed in range(5):
-        ids = torch.randint(0, 20, (1, 3), generator=torch.Generator().manual_seed(seed))
-        r = beam_search(model, ids, num_beams=1, max_new_tokens=10, eos_token_id=5, length_penalty=0.0)
+        ids = torch.randint(
+            0, 20, (1, 3), generator=torch.Generator().manual_seed(seed)
+        )
+        r = beam_search(
+            model,
+            ids,
+            num_beams=1,
+            max_new_tokens=10,
+            eos_token_id=5,
+            length_penalty=0.0,
+        )
         g = generate(model, ids, 10, eos_token_id=5)
         assert r.sequences.tolist() == g.tolist()
 
@@ -143,9 +179,22 @@ def test_one_beam_with_no_length_penalty_is_greedy():
 def test_cache_and_context_cropping():
     model = sharpen(GPTModel(20, 32, 4, 2, 0.0, 8), eos=5, eos_bias=1.0)
     ids = torch.randint(0, 20, (1, 4), generator=torch.Generator().manual_seed(0))
-    a = beam_search(model, ids, num_beams=3, max_new_tokens=12, eos_token_id=5, num_return_sequences=3)
+    a = beam_search(
+        model,
+        ids,
+        num_beams=3,
+        max_new_tokens=12,
+        eos_token_id=5,
+        num_return_sequences=3,
+    )
     b = beam_search(
-        model, ids, num_beams=3, max_new_tokens=12, eos_token_id=5, num_return_sequences=3, use_cache=False
+        model,
+        ids,
+        num_beams=3,
+        max_new_tokens=12,
+        eos_token_id=5,
+        num_return_sequences=3,
+        use_cache=False,
     )
     assert torch.equal(a.sequences, b.sequences)
     assert torch.allclose(a.scores, b.scores, atol=1e-5)
@@ -174,11 +223,15 @@ def test_matches_transformers_beam_search(eos_bias):
     from transformers import GenerationConfig
 
     eos = 3
-    model = sharpen(GPTModel(16, 32, 4, 2, 0.0, 32), eos=eos, eos_bias=eos_bias, seed=int(eos_bias))
+    model = sharpen(
+        GPTModel(16, 32, 4, 2, 0.0, 32), eos=eos, eos_bias=eos_bias, seed=int(eos_bias)
+    )
     hf = to_hf_gpt2(model)
     ends_early = 0
     for (num_beams, lp, early), seed in itertools.product(GRID, [0, 1]):
-        ids = torch.randint(0, 16, (1, 4), generator=torch.Generator().manual_seed(seed))
+        ids = torch.randint(
+            0, 16, (1, 4), generator=torch.Generator().manual_seed(seed)
+        )
         ours = beam_search(
             model,
             ids,
@@ -202,11 +255,23 @@ def test_matches_transformers_beam_search(eos_bias):
             return_dict_in_generate=True,
         )
         theirs = hf.generate(ids, generation_config=cfg)
-        assert torch.equal(ours.sequences, theirs.sequences), (num_beams, lp, early, seed)
-        assert torch.allclose(ours.scores, theirs.sequences_scores, atol=1e-4), (num_beams, lp, early, seed)
+        assert torch.equal(ours.sequences, theirs.sequences), (
+            num_beams,
+            lp,
+            early,
+            seed,
+        )
+        assert torch.allclose(ours.scores, theirs.sequences_scores, atol=1e-4), (
+            num_beams,
+            lp,
+            early,
+            seed,
+        )
         ends_early += int((ours.sequences[:, 4:-1] == eos).any())
     if eos_bias:
-        assert ends_early > 10  # the comparison covered hypotheses that end before the limit
+        assert (
+            ends_early > 10
+        )  # the comparison covered hypotheses that end before the limit
 
 
 @pytest.mark.parametrize(

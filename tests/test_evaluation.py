@@ -21,9 +21,14 @@ def test_sampling_the_truth_is_always_valid(lang):
     assert report.distinct > 0.3
     # each reported sentence starts with the prompt and ends at its first </s>
     for s in report.sentences:
-        assert s[:2] == prompt[0].tolist() and s[-1] == lang.eos_id and s.count(lang.eos_id) == 1
+        assert (
+            s[:2] == prompt[0].tolist()
+            and s[-1] == lang.eos_id
+            and s.count(lang.eos_id) == 1
+        )
     per_token = [
-        (lang.sequence_log_prob(s) - lang.sequence_log_prob(s[:2])) / (len(s) - 2) for s in report.sentences
+        (lang.sequence_log_prob(s) - lang.sequence_log_prob(s[:2])) / (len(s) - 2)
+        for s in report.sentences
     ]
     assert report.log_prob == pytest.approx(sum(per_token) / len(per_token))
 
@@ -41,7 +46,9 @@ def test_a_random_model_writes_invalid_sentences(lang):
 
     torch.manual_seed(0)
     model = GPTModel(len(lang.vocab), 32, 4, 1, 0.0, 16)
-    report = evaluate_decoding(model, lang, lang.tokenizer().encode("the"), n=50, seed=0, do_sample=True)
+    report = evaluate_decoding(
+        model, lang, lang.tokenizer().encode("the"), n=50, seed=0, do_sample=True
+    )
     assert report.valid < 0.2
     assert math.isfinite(report.log_prob) or report.valid == 0
 
@@ -49,13 +56,18 @@ def test_a_random_model_writes_invalid_sentences(lang):
 def test_seeded(lang):
     oracle = lang.as_model()
     prompt = lang.tokenizer().encode("hello")
-    a = evaluate_decoding(oracle, lang, prompt, n=30, seed=3, do_sample=True, temperature=1.5)
-    b = evaluate_decoding(oracle, lang, prompt, n=30, seed=3, do_sample=True, temperature=1.5)
+    a = evaluate_decoding(
+        oracle, lang, prompt, n=30, seed=3, do_sample=True, temperature=1.5
+    )
+    b = evaluate_decoding(
+        oracle, lang, prompt, n=30, seed=3, do_sample=True, temperature=1.5
+    )
     assert a == b
 
 
 @pytest.mark.parametrize(
-    "kwargs, words", [(dict(n=0), "n must"), (dict(prompt_ids=torch.tensor([1, 2])), "prompt_ids")]
+    "kwargs, words",
+    [(dict(n=0), "n must"), (dict(prompt_ids=torch.tensor([1, 2])), "prompt_ids")],
 )
 def test_bad_arguments(lang, kwargs, words):
     args = dict(prompt_ids=lang.tokenizer().encode("the"), n=5) | kwargs

@@ -18,7 +18,14 @@ def reference_loop(model, ids, n):
 @pytest.fixture
 def sharp_model():
     return sharpen(
-        GPTModel(vocab_size=20, d_model=32, num_heads=4, num_layers=2, dropout=0.1, context_length=8)
+        GPTModel(
+            vocab_size=20,
+            d_model=32,
+            num_heads=4,
+            num_layers=2,
+            dropout=0.1,
+            context_length=8,
+        )
     )
 
 
@@ -35,20 +42,45 @@ def test_greedy_matches_reference_loop_past_context(sharp_model):
 def test_cache_equals_recompute_greedy(sharp_model, n_new):
     ids = torch.randint(0, 20, (2, 6), generator=torch.Generator().manual_seed(1))
     assert torch.equal(
-        generate(sharp_model, ids, n_new, use_cache=True), generate(sharp_model, ids, n_new, use_cache=False)
+        generate(sharp_model, ids, n_new, use_cache=True),
+        generate(sharp_model, ids, n_new, use_cache=False),
     )
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(temperature=0.8, top_k=5), dict(top_p=0.9), dict(min_p=0.1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(), dict(temperature=0.8, top_k=5), dict(top_p=0.9), dict(min_p=0.1)]
+)
 def test_cache_equals_recompute_sampling(sharp_model, kwargs):
-    model = sharpen(GPTModel(20, 32, 4, 2, 0.0, 8), weight_scale=2.0)  # flatter: many tokens drawn
+    model = sharpen(
+        GPTModel(20, 32, 4, 2, 0.0, 8), weight_scale=2.0
+    )  # flatter: many tokens drawn
     ids = torch.randint(0, 20, (3, 4), generator=torch.Generator().manual_seed(2))
-    a = generate(model, ids, 25, do_sample=True, generator=torch.Generator().manual_seed(7), **kwargs)
+    a = generate(
+        model,
+        ids,
+        25,
+        do_sample=True,
+        generator=torch.Generator().manual_seed(7),
+        **kwargs,
+    )
     b = generate(
-        model, ids, 25, do_sample=True, generator=torch.Generator().manual_seed(7), use_cache=False, **kwargs
+        model,
+        ids,
+        25,
+        do_sample=True,
+        generator=torch.Generator().manual_seed(7),
+        use_cache=False,
+        **kwargs,
     )
     assert torch.equal(a, b)
-    c = generate(model, ids, 25, do_sample=True, generator=torch.Generator().manual_seed(8), **kwargs)
+    c = generate(
+        model,
+        ids,
+        25,
+        do_sample=True,
+        generator=torch.Generator().manual_seed(8),
+        **kwargs,
+    )
     assert not torch.equal(a, c)
 
 
@@ -56,7 +88,9 @@ def test_batch_rows_are_independent_greedy(sharp_model):
     ids = torch.randint(0, 20, (4, 5), generator=torch.Generator().manual_seed(3))
     together = generate(sharp_model, ids, 15)
     for b in range(4):
-        assert torch.equal(generate(sharp_model, ids[b : b + 1], 15), together[b : b + 1])
+        assert torch.equal(
+            generate(sharp_model, ids[b : b + 1], 15), together[b : b + 1]
+        )
 
 
 def test_eos_per_row():
@@ -67,13 +101,17 @@ def test_eos_per_row():
     out = generate(model, torch.tensor([[0], [2]]), 6, eos_token_id=3)
     assert out.tolist() == [[0, 1, 3, 3, 3, 3, 3], [2, 2, 2, 2, 2, 2, 2]]
     # when every row has finished the loop stops early
-    assert generate(model, torch.tensor([[0], [1]]), 10, eos_token_id=3).tolist() == [[0, 1, 3], [1, 3, 3]]
+    assert generate(model, torch.tensor([[0], [1]]), 10, eos_token_id=3).tolist() == [
+        [0, 1, 3],
+        [1, 3, 3],
+    ]
 
 
 def test_temperature_zero_sampling_is_greedy(sharp_model):
     ids = torch.randint(0, 20, (2, 3))
     assert torch.equal(
-        generate(sharp_model, ids, 10, do_sample=True, temperature=0), generate(sharp_model, ids, 10)
+        generate(sharp_model, ids, 10, do_sample=True, temperature=0),
+        generate(sharp_model, ids, 10),
     )
 
 
@@ -97,7 +135,10 @@ def test_greedy_matches_transformers(sharp_model):
     ids = torch.randint(0, 20, (2, 4), generator=torch.Generator().manual_seed(4))
     ours = generate(model, ids, 20)
     theirs = hf.generate(
-        ids, generation_config=GenerationConfig(max_new_tokens=20, do_sample=False, pad_token_id=0)
+        ids,
+        generation_config=GenerationConfig(
+            max_new_tokens=20, do_sample=False, pad_token_id=0
+        ),
     )
     assert torch.equal(ours, theirs)
 
@@ -110,7 +151,12 @@ def test_seeded_sampling_matches_transformers():
     hf = to_hf_gpt2(model)
     ids = torch.randint(0, 20, (2, 4), generator=torch.Generator().manual_seed(5))
     cfg = GenerationConfig(
-        max_new_tokens=15, do_sample=True, temperature=0.7, top_k=8, top_p=0.9, pad_token_id=0
+        max_new_tokens=15,
+        do_sample=True,
+        temperature=0.7,
+        top_k=8,
+        top_p=0.9,
+        pad_token_id=0,
     )
     torch.manual_seed(11)
     theirs = hf.generate(ids, generation_config=cfg)
@@ -142,6 +188,11 @@ def test_seeded_sampling_matches_transformers():
     ],
 )
 def test_bad_arguments(sharp_model, kwargs, error, words):
-    args = dict(model=sharp_model, input_ids=torch.tensor([[1, 2]]), max_new_tokens=3) | kwargs
+    args = (
+        dict(model=sharp_model, input_ids=torch.tensor([[1, 2]]), max_new_tokens=3)
+        | kwargs
+    )
     with pytest.raises(error, match=words):
-        generate(args.pop("model"), args.pop("input_ids"), args.pop("max_new_tokens"), **args)
+        generate(
+            args.pop("model"), args.pop("input_ids"), args.pop("max_new_tokens"), **args
+        )

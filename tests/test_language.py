@@ -8,7 +8,18 @@ import torch
 
 from toygpt.language import ToyLanguage
 
-LESSON_WORDS = ["hello", "world", "this", "is", "a", "test", "model", "GPT", "language", "AI"]
+LESSON_WORDS = [
+    "hello",
+    "world",
+    "this",
+    "is",
+    "a",
+    "test",
+    "model",
+    "GPT",
+    "language",
+    "AI",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +74,15 @@ def reference_beam_search(lang, prefix, num_beams):
                 candidates.append((score + math.log(probs[token]), ids + [token]))
         candidates.sort(key=lambda c: -c[0])
         candidates = candidates[: 2 * num_beams]
-        finished += [c for rank, c in enumerate(candidates) if rank < num_beams and c[1][-1] == lang.eos_id]
+        finished += [
+            c
+            for rank, c in enumerate(candidates)
+            if rank < num_beams and c[1][-1] == lang.eos_id
+        ]
         finished = sorted(finished, key=lambda c: -c[0])[:num_beams]
-        running = [(ids, s) for s, ids in candidates if ids[-1] != lang.eos_id][:num_beams]
+        running = [(ids, s) for s, ids in candidates if ids[-1] != lang.eos_id][
+            :num_beams
+        ]
         if len(finished) == num_beams and running and running[0][1] <= finished[-1][0]:
             break
     return finished[0][1], finished[0][0]
@@ -80,7 +97,10 @@ def test_vocabulary(lang):
     assert set(LESSON_WORDS) <= set(lang.vocab)
     assert lang.vocab[lang.bos_id] == "<s>" and lang.vocab[lang.eos_id] == "</s>"
     tok = lang.tokenizer()
-    assert tok.vocab == lang.vocab and (tok.bos_id, tok.eos_id) == (lang.bos_id, lang.eos_id)
+    assert tok.vocab == lang.vocab and (tok.bos_id, tok.eos_id) == (
+        lang.bos_id,
+        lang.eos_id,
+    )
     assert tok.encode("hello")[0].tolist() == [lang.bos_id, lang.vocab.index("hello")]
 
 
@@ -124,7 +144,10 @@ def test_sentence_probabilities_sum_to_one(lang, tree):
 
 def test_sequence_log_prob_is_the_sum_of_step_log_probs(lang):
     for s in lang.sample(200, generator=torch.Generator().manual_seed(3)):
-        steps = sum(math.log(lang.next_token_probs(s[:t])[s[t]].item()) for t in range(1, len(s)))
+        steps = sum(
+            math.log(lang.next_token_probs(s[:t])[s[t]].item())
+            for t in range(1, len(s))
+        )
         assert lang.sequence_log_prob(s) == pytest.approx(steps, abs=1e-5)
         assert lang.sequence_log_prob(s[:3]) <= 0.0
     assert lang.sequence_log_prob([lang.bos_id]) == 0.0
@@ -162,7 +185,9 @@ def test_entropy_floor_matches_monte_carlo(lang):
 
 def test_samples_are_whole_possible_sentences(lang):
     for s in lang.sample(500, generator=torch.Generator().manual_seed(5)):
-        assert s[0] == lang.bos_id and s[-1] == lang.eos_id and lang.eos_id not in s[1:-1]
+        assert (
+            s[0] == lang.bos_id and s[-1] == lang.eos_id and lang.eos_id not in s[1:-1]
+        )
         assert 3 <= len(s) <= lang.max_sentence_length
         assert lang.sequence_log_prob(s) > -math.inf
 
@@ -180,7 +205,9 @@ def test_sampling_is_reproducible(lang):
 
 def chi_square_p_value(stat: float, df: int) -> float:
     """P(chi-square with df degrees of freedom >= stat): the upper regularised gamma function."""
-    return torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), torch.tensor(stat / 2)).item()
+    return torch.special.gammaincc(
+        torch.tensor(df / 2, dtype=torch.float64), torch.tensor(stat / 2)
+    ).item()
 
 
 def test_sample_frequencies_match_next_token_probs(lang):
@@ -216,7 +243,10 @@ def test_sample_frequencies_match_next_token_probs(lang):
             f"{kind} {key}: chi-square {stat:.1f} on {df} df, p = {p_value:.2g}"
         )
     by_prefix = [t for t in tests if t[0] == "prefix"]
-    assert chi_square_p_value(sum(t[2] for t in by_prefix), sum(t[3] for t in by_prefix)) > alpha
+    assert (
+        chi_square_p_value(sum(t[2] for t in by_prefix), sum(t[3] for t in by_prefix))
+        > alpha
+    )
 
 
 # ---- the contexts the chapters use -------------------------------------------------------------
@@ -238,7 +268,10 @@ def test_lesson_prompt_has_several_plausible_continuations(lang):
 
 def test_example_contexts_are_peaked_and_flat(lang):
     tok = lang.tokenizer()
-    dists = {name: lang.next_token_probs(tok.encode(text)) for name, text in lang.example_contexts.items()}
+    dists = {
+        name: lang.next_token_probs(tok.encode(text))
+        for name, text in lang.example_contexts.items()
+    }
     assert dists["peaked"].max() >= 0.9
     assert dists["flat"].max() <= 0.15 and int((dists["flat"] > 0).sum()) >= 8
     assert entropy(dists["flat"]) > 2.0 > 0.5 > entropy(dists["peaked"])
@@ -264,7 +297,9 @@ def test_greedy_trap_with_toygpt_decoders(lang):
 
     oracle, tok = lang.as_model(), lang.tokenizer()
     ids = tok.encode(lang.greedy_trap_prompt)
-    greedy = generate(oracle, ids, lang.max_sentence_length, eos_token_id=lang.eos_id)[0].tolist()
+    greedy = generate(oracle, ids, lang.max_sentence_length, eos_token_id=lang.eos_id)[
+        0
+    ].tolist()
     assert greedy == greedy_sentence(lang, ids[0].tolist())
     result = beam_search(
         oracle,
@@ -277,8 +312,12 @@ def test_greedy_trap_with_toygpt_decoders(lang):
     beam = result.sequences[0].tolist()
     best, best_logp = max(completions(lang, ids[0].tolist()), key=lambda c: c[1])
     assert lang.sequence_log_prob(beam) == pytest.approx(best_logp, abs=1e-5)
-    assert result.scores[0].item() == pytest.approx(best_logp - lang.sequence_log_prob(ids), abs=1e-4)
-    assert lang.sequence_log_prob(beam) - lang.sequence_log_prob(greedy) >= math.log(1.5)
+    assert result.scores[0].item() == pytest.approx(
+        best_logp - lang.sequence_log_prob(ids), abs=1e-4
+    )
+    assert lang.sequence_log_prob(beam) - lang.sequence_log_prob(greedy) >= math.log(
+        1.5
+    )
 
 
 # ---- the oracle model ---------------------------------------------------------------------------
@@ -295,7 +334,9 @@ def test_oracle_returns_log_true_probabilities(lang):
     assert out.shape == (8, T, len(lang.vocab)) and out.dtype == torch.float32
     for b, s in enumerate(sentences):
         for t in range(T - 1 if s[T - 1] == lang.eos_id else T):
-            torch.testing.assert_close(out[b, t].exp(), lang.next_token_probs(s[: t + 1]))
+            torch.testing.assert_close(
+                out[b, t].exp(), lang.next_token_probs(s[: t + 1])
+            )
 
 
 def test_oracle_is_uniform_on_impossible_prefixes(lang):
@@ -305,7 +346,9 @@ def test_oracle_is_uniform_on_impossible_prefixes(lang):
     torch.testing.assert_close(out[:2].exp().sum(-1), torch.ones(2))  # <s>, hello: real
     torch.testing.assert_close(out[3], uniform)  # after </s>
     torch.testing.assert_close(out[4], uniform)
-    torch.testing.assert_close(oracle(tok.encode("dog", add_bos=False))[0, 0], uniform)  # no <s>
+    torch.testing.assert_close(
+        oracle(tok.encode("dog", add_bos=False))[0, 0], uniform
+    )  # no <s>
     with pytest.raises(ValueError, match="context_length"):
         lang.as_model(context_length=lang.max_sentence_length - 1)
 

@@ -17,14 +17,29 @@ def test_shapes(tiny_model):
 
 
 def test_lesson_attribute_names():
-    model = GPTModel(vocab_size=100, d_model=128, num_heads=4, num_layers=4, dropout=0.1, context_length=20)
-    for name in ("token_embedding", "position_encoding", "blocks", "ln_final", "output_layer"):
+    model = GPTModel(
+        vocab_size=100,
+        d_model=128,
+        num_heads=4,
+        num_layers=4,
+        dropout=0.1,
+        context_length=20,
+    )
+    for name in (
+        "token_embedding",
+        "position_encoding",
+        "blocks",
+        "ln_final",
+        "output_layer",
+    ):
         assert hasattr(model, name)
     assert model.token_embedding.weight.shape == (100, 128)
     assert model.position_encoding.weight.shape == (20, 128)
     # each layer has its own weights (the lesson's `[block] * n` would share one)
     assert len({id(b) for b in model.blocks}) == 4
-    assert not torch.equal(model.blocks[0].attn.qkv.weight, model.blocks[1].attn.qkv.weight)
+    assert not torch.equal(
+        model.blocks[0].attn.qkv.weight, model.blocks[1].attn.qkv.weight
+    )
 
 
 def test_causality(tiny_model):
@@ -59,7 +74,9 @@ def test_residual_path():
     """Pre-LN: a block whose sub-layers output zero is the identity, so the stream passes
     through unchanged (the lesson's `x = ln1(x); x = x + attn(x)` normalised it instead)."""
     torch.manual_seed(0)
-    block = TransformerBlock(d_model=16, num_heads=2, dropout=0.0, context_length=8).eval()
+    block = TransformerBlock(
+        d_model=16, num_heads=2, dropout=0.0, context_length=8
+    ).eval()
     with torch.no_grad():
         for lin in (block.attn.proj, block.ffn[2]):
             lin.weight.zero_()
@@ -97,7 +114,9 @@ def test_batch_rows_are_independent(tiny_model):
     ids = torch.randint(0, 11, (4, 8), generator=torch.Generator().manual_seed(3))
     together = tiny_model(ids)
     for b in range(4):
-        assert torch.allclose(tiny_model(ids[b : b + 1]), together[b : b + 1], atol=1e-5)
+        assert torch.allclose(
+            tiny_model(ids[b : b + 1]), together[b : b + 1], atol=1e-5
+        )
 
 
 def test_dropout_only_in_training(tiny_model):
@@ -111,7 +130,9 @@ def test_dropout_only_in_training(tiny_model):
 def test_attention_matches_nn_multihead_attention():
     """Our fused-QKV attention computes what the lesson's nn.MultiheadAttention computes."""
     torch.manual_seed(0)
-    block = TransformerBlock(d_model=32, num_heads=4, dropout=0.0, context_length=10).eval()
+    block = TransformerBlock(
+        d_model=32, num_heads=4, dropout=0.0, context_length=10
+    ).eval()
     mha = nn.MultiheadAttention(32, 4, batch_first=True).eval()
     with torch.no_grad():
         mha.in_proj_weight.copy_(block.attn.qkv.weight)
@@ -119,7 +140,9 @@ def test_attention_matches_nn_multihead_attention():
         mha.out_proj.weight.copy_(block.attn.proj.weight)
         mha.out_proj.bias.copy_(block.attn.proj.bias)
     x = torch.randn(2, 10, 32)
-    causal = torch.triu(torch.full((10, 10), float("-inf")), diagonal=1)  # the lesson's mask
+    causal = torch.triu(
+        torch.full((10, 10), float("-inf")), diagonal=1
+    )  # the lesson's mask
     ref, ref_w = mha(x, x, x, attn_mask=causal, average_attn_weights=False)
     ours, ours_w = block.attn(x, return_attention=True)
     assert torch.allclose(ours, ref, atol=1e-5)
@@ -129,7 +152,14 @@ def test_attention_matches_nn_multihead_attention():
 def test_same_network_as_gpt2():
     pytest.importorskip("transformers")
     model = sharpen(
-        GPTModel(vocab_size=20, d_model=32, num_heads=4, num_layers=2, dropout=0.0, context_length=16)
+        GPTModel(
+            vocab_size=20,
+            d_model=32,
+            num_heads=4,
+            num_layers=2,
+            dropout=0.0,
+            context_length=16,
+        )
     )
     hf = to_hf_gpt2(model)
     ids = torch.randint(0, 20, (2, 16))
@@ -158,7 +188,15 @@ def test_too_long_input_is_explained(tiny_model):
 )
 def test_bad_config(kwargs, error, words):
     config = (
-        dict(vocab_size=10, d_model=32, num_heads=4, num_layers=1, dropout=0.1, context_length=8) | kwargs
+        dict(
+            vocab_size=10,
+            d_model=32,
+            num_heads=4,
+            num_layers=1,
+            dropout=0.1,
+            context_length=8,
+        )
+        | kwargs
     )
     with pytest.raises(error, match=words):
         GPTModel(**config)

@@ -34,7 +34,9 @@ def load(path):
 
 
 def outputs(nb):
-    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    return [
+        o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+    ]
 
 
 def title(nb):
@@ -52,9 +54,13 @@ def test_toc_lists_exactly_the_chapters_in_order():
 
 def test_lesson_sections_head_chapters_in_order():
     titles = [title(load(p)) for p in CHAPTERS]
-    found = [next((i for i, t in enumerate(titles) if h in t), None) for h in LESSON_HEADINGS]
+    found = [
+        next((i for i, t in enumerate(titles) if h in t), None) for h in LESSON_HEADINGS
+    ]
     present = [i for i in found if i is not None]
-    assert present == sorted(present), "the lesson's sections must come in the lesson's order"
+    assert present == sorted(present), (
+        "the lesson's sections must come in the lesson's order"
+    )
     if len(CHAPTERS) >= 10:
         assert None not in found, dict(zip(LESSON_HEADINGS, found))
 
@@ -74,40 +80,59 @@ def test_chapter_hygiene(path):
     )
     outs = outputs(nb)
     assert not [o for o in outs if o["output_type"] == "error"]
-    assert not [o for o in outs if o.get("name") == "stderr"], "stderr in outputs (a warning?)"
+    assert not [o for o in outs if o.get("name") == "stderr"], (
+        "stderr in outputs (a warning?)"
+    )
     text = json.dumps(
         [
             {k: v for k, v in o.items() if k != "data"}
-            | {"data": {m: v for m, v in o.get("data", {}).items() if not m.startswith("image/")}}
+            | {
+                "data": {
+                    m: v
+                    for m, v in o.get("data", {}).items()
+                    if not m.startswith("image/")
+                }
+            }
             for o in outs
         ]
     )
     assert not MACHINE_PATH.search(text), MACHINE_PATH.search(text)
     figures = [
-        i for i, c in enumerate(code) if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+        i
+        for i, c in enumerate(code)
+        if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
     ]
     assert figures, "a chapter needs at least one figure"
     widgets = [
         i
         for i, c in enumerate(code)
-        if any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.get("outputs", []))
+        if any(
+            "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+            for o in c.get("outputs", [])
+        )
     ]
     if widgets:
         assert figures[0] < widgets[0], "draw the figure statically before the slider"
     setup = code[0]
     assert "remove-cell" in setup["metadata"].get("tags", [])
-    prose = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    prose = "\n".join(
+        "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"
+    )
     assert len(prose.split()) >= 300
     assert re.search(r"^#+ .*key takeaways", prose, re.M | re.I)
     assert re.search(r"^#+ .*exercises", prose, re.M | re.I)
-    assert len(re.findall(r":class: dropdown", prose)) >= 2, "exercise solutions hidden behind a toggle"
+    assert len(re.findall(r":class: dropdown", prose)) >= 2, (
+        "exercise solutions hidden behind a toggle"
+    )
     for c in code[1:]:
         # Colab fetches only the notebook: everything else must come from the installed package
-        assert not re.search(r"\.\./|\bnotebooks/|\bbook/|\bbenchmarks/", "".join(c["source"])), (
-            "a repository path"
-        )
+        assert not re.search(
+            r"\.\./|\bnotebooks/|\bbook/|\bbenchmarks/", "".join(c["source"])
+        ), "a repository path"
     for c in code:
         src = "".join(c["source"])
         if "NBVAL_IGNORE_OUTPUT" in src:
             # only for output that legitimately varies: widgets, timings, progress bars
-            assert re.search(r"interact|widgets|perf_counter|time\(|tqdm|train\(", src), src[:200]
+            assert re.search(
+                r"interact|widgets|perf_counter|time\(|tqdm|train\(", src
+            ), src[:200]

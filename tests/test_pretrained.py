@@ -45,8 +45,12 @@ def test_shipped_model_and_tokenizer_match_the_language(lang, shipped):
 
 def test_shipped_model_is_close_to_the_truth(lang, shipped):
     model, _ = shipped
-    sentences = lang.sample(300, generator=torch.Generator().manual_seed(2024))  # not the training seed
-    truth = -sum(lang.sequence_log_prob(s) for s in sentences) / sum(len(s) - 1 for s in sentences)
+    sentences = lang.sample(
+        300, generator=torch.Generator().manual_seed(2024)
+    )  # not the training seed
+    truth = -sum(lang.sequence_log_prob(s) for s in sentences) / sum(
+        len(s) - 1 for s in sentences
+    )
     assert mean_kl(model, lang, sentences) <= 0.02
     assert evaluate(model, lang, sentences) <= truth + 0.02
 
@@ -73,15 +77,25 @@ def test_greedy_trap_with_the_shipped_model(lang, shipped):
         length_penalty=0.0,
         eos_token_id=lang.eos_id,
     ).sequences[0]
-    greedy_logp, beam_logp = lang.sequence_log_prob(greedy), lang.sequence_log_prob(beam)
+    greedy_logp, beam_logp = (
+        lang.sequence_log_prob(greedy),
+        lang.sequence_log_prob(beam),
+    )
     assert greedy[-1] == beam[-1] == lang.eos_id  # both whole sentences
-    assert beam_logp - greedy_logp >= math.log(1.5), (tokenizer.decode(greedy), tokenizer.decode(beam))
+    assert beam_logp - greedy_logp >= math.log(1.5), (
+        tokenizer.decode(greedy),
+        tokenizer.decode(beam),
+    )
 
 
 def test_load_from_a_path_or_a_folder(tmp_path, shipped):
     with importlib.resources.as_file(CHECKPOINTS) as folder:
         shutil.copytree(folder, tmp_path / "copy")
-    for path in (tmp_path / "copy" / "toygpt.pt", tmp_path / "copy", str(tmp_path / "copy" / "toygpt.pt")):
+    for path in (
+        tmp_path / "copy" / "toygpt.pt",
+        tmp_path / "copy",
+        str(tmp_path / "copy" / "toygpt.pt"),
+    ):
         model, tokenizer = load_pretrained(path)
         assert not model.training and tokenizer.vocab == shipped[1].vocab
         for name, tensor in model.state_dict().items():

@@ -6,7 +6,14 @@ import pytest
 import torch
 from conftest import chi_square_pvalue
 
-from toygpt import apply_temperature, greedy, min_p_filter, sample_next, top_k_filter, top_p_filter
+from toygpt import (
+    apply_temperature,
+    greedy,
+    min_p_filter,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
 
 P = torch.tensor([0.5, 0.3, 0.15, 0.05])
 LOGITS = P.log()
@@ -40,7 +47,9 @@ def test_top_p_keeps_crossing_token_in_any_order():
     assert sorted(perm[kept(out)].tolist()) == [0, 1]
 
 
-@pytest.mark.parametrize("k, expected", [(1, [0]), (2, [0, 1]), (3, [0, 1, 2]), (10, [0, 1, 2, 3])])
+@pytest.mark.parametrize(
+    "k, expected", [(1, [0]), (2, [0, 1]), (3, [0, 1, 2]), (10, [0, 1, 2, 3])]
+)
 def test_top_k_hand_worked(k, expected):
     assert kept(top_k_filter(LOGITS, k)) == expected
 
@@ -50,21 +59,28 @@ def test_top_k_keeps_ties_with_kth():
 
 
 @pytest.mark.parametrize(
-    "min_p, expected", [(0.0, [0, 1, 2, 3]), (0.3, [0, 1, 2]), (0.6, [0, 1]), (0.61, [0]), (1.0, [0])]
+    "min_p, expected",
+    [(0.0, [0, 1, 2, 3]), (0.3, [0, 1, 2]), (0.6, [0, 1]), (0.61, [0]), (1.0, [0])],
 )
 def test_min_p_hand_worked(min_p, expected):
     assert kept(min_p_filter(LOGITS, min_p)) == expected
 
 
 def test_filters_leave_kept_logits_unchanged():
-    for out in (top_k_filter(LOGITS, 2), top_p_filter(LOGITS, 0.6), min_p_filter(LOGITS, 0.5)):
+    for out in (
+        top_k_filter(LOGITS, 2),
+        top_p_filter(LOGITS, 0.6),
+        min_p_filter(LOGITS, 0.5),
+    ):
         assert torch.equal(out[:2], LOGITS[:2])
 
 
 def test_temperature_hand_worked():
     # T = 0.5 squares the probabilities before renormalising.
     expected = P**2 / (P**2).sum()
-    assert torch.allclose(apply_temperature(LOGITS, 0.5).softmax(-1), expected, atol=1e-6)
+    assert torch.allclose(
+        apply_temperature(LOGITS, 0.5).softmax(-1), expected, atol=1e-6
+    )
     assert torch.allclose(apply_temperature(LOGITS, 1.0).softmax(-1), P, atol=1e-6)
 
 
@@ -157,7 +173,9 @@ def test_sampling_frequencies_match_probabilities(kwargs):
 def test_top_k_draw_is_weighted_not_uniform():
     logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()
     g = torch.Generator().manual_seed(0)
-    counts = torch.bincount(sample_next(logits.expand(20000, -1), top_k=2, generator=g), minlength=4)
+    counts = torch.bincount(
+        sample_next(logits.expand(20000, -1), top_k=2, generator=g), minlength=4
+    )
     assert chi_square_pvalue(counts, torch.tensor([0.625, 0.375, 0, 0])) > 0.001
     assert chi_square_pvalue(counts, torch.tensor([0.5, 0.5, 0, 0])) < 1e-6
 
@@ -178,7 +196,10 @@ def test_temperature_zero_samples_greedily():
 @pytest.mark.parametrize("top_p", [None, 1e-9, 0.5])
 def test_extreme_legal_input_never_nan(t, top_p):
     logits = torch.tensor(
-        [[3.0, float("-inf"), 1e4, -1e4, 0.0], [float("-inf"), float("-inf"), 0.0, 1.0, 2.0]]
+        [
+            [3.0, float("-inf"), 1e4, -1e4, 0.0],
+            [float("-inf"), float("-inf"), 0.0, 1.0, 2.0],
+        ]
     )
     scores = apply_temperature(logits, t)
     if top_p is not None:
@@ -187,7 +208,9 @@ def test_extreme_legal_input_never_nan(t, top_p):
     assert not torch.isnan(probs).any()
     assert torch.allclose(probs.sum(-1), torch.ones(2))
     assert (probs[logits == float("-inf")] == 0).all()
-    draws = sample_next(logits, temperature=t, top_p=top_p, generator=torch.Generator().manual_seed(0))
+    draws = sample_next(
+        logits, temperature=t, top_p=top_p, generator=torch.Generator().manual_seed(0)
+    )
     assert (logits[torch.arange(2), draws] > float("-inf")).all()
 
 

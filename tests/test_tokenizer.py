@@ -43,7 +43,11 @@ def test_bos_and_eos():
         (lambda: WordTokenizer(VOCAB).encode(3), TypeError, "text"),
         (lambda: WordTokenizer(VOCAB).decode([10]), ValueError, "ids"),
         (lambda: WordTokenizer(VOCAB).decode([1.0]), TypeError, "ids"),
-        (lambda: WordTokenizer(VOCAB).decode(torch.zeros(2, 2, dtype=torch.long)), ValueError, "ids"),
+        (
+            lambda: WordTokenizer(VOCAB).decode(torch.zeros(2, 2, dtype=torch.long)),
+            ValueError,
+            "ids",
+        ),
     ],
 )
 def test_bad_arguments(call, error, words):

@@ -25,16 +25,23 @@ def test_sliders():
         widgets.explore_min_p,
     ):
         box = explore(logits, labels)
-        sliders = [c for c in box.widget.children if hasattr(c, "value") and c.description]
+        sliders = [
+            c for c in box.widget.children if hasattr(c, "value") and c.description
+        ]
         assert sliders, explore.__name__
 
 
 def test_beam_slider():
     lang = ToyLanguage()
     box = widgets.explore_beams(
-        lang.as_model(), lang.tokenizer().encode("the dog"), lang.vocab, eos_token_id=lang.eos_id
+        lang.as_model(),
+        lang.tokenizer().encode("the dog"),
+        lang.vocab,
+        eos_token_id=lang.eos_id,
     )
-    assert {c.description for c in box.widget.children if hasattr(c, "description")} >= {"beams"}
+    assert {
+        c.description for c in box.widget.children if hasattr(c, "description")
+    } >= {"beams"}
 
 
 def test_web_slider_embeds_one_frame_per_value():

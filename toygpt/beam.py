@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from toygpt.generation import NextTokenLogits, _check_max_new_tokens, _check_model, _check_token_id, check_ids
+from toygpt.generation import (
+    NextTokenLogits,
+    _check_max_new_tokens,
+    _check_model,
+    _check_token_id,
+    check_ids,
+)
 from toygpt.model import eval_mode
 
 __all__ = ["beam_search", "BeamSearchResult", "BeamStep", "BeamCandidate"]
@@ -46,7 +52,9 @@ class BeamCandidate:
 class BeamStep:
     """The running beams before a step and the candidates ranked at that step."""
 
-    beams: list[list[int]]  # generated tokens of each running beam (the prompt left out)
+    beams: list[
+        list[int]
+    ]  # generated tokens of each running beam (the prompt left out)
     beam_scores: list[float]
     candidates: list[BeamCandidate]
 
@@ -55,12 +63,16 @@ class BeamStep:
 class BeamSearchResult:
     sequences: torch.Tensor  # (num_return_sequences, T + n), best first, EOS-padded
     scores: torch.Tensor  # (num_return_sequences,), length-penalised, best first
-    sum_logprobs: torch.Tensor  # (num_return_sequences,), log-probability of the generated tokens
+    sum_logprobs: (
+        torch.Tensor
+    )  # (num_return_sequences,), log-probability of the generated tokens
     steps: list[BeamStep] = field(repr=False)  # the search tree
     prompt_length: int = 0
 
 
-def _check_options(num_beams, length_penalty, early_stopping, num_return_sequences) -> None:
+def _check_options(
+    num_beams, length_penalty, early_stopping, num_return_sequences
+) -> None:
     if isinstance(num_beams, bool) or not isinstance(num_beams, int):
         raise TypeError(f"num_beams must be an int >= 1, got {num_beams!r}")
     if num_beams < 1:
@@ -70,8 +82,12 @@ def _check_options(num_beams, length_penalty, early_stopping, num_return_sequenc
     if not math.isfinite(length_penalty):
         raise ValueError(f"length_penalty must be finite, got {length_penalty}")
     if not (isinstance(early_stopping, bool) or early_stopping == "never"):
-        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
-    if isinstance(num_return_sequences, bool) or not isinstance(num_return_sequences, int):
+        raise ValueError(
+            f"early_stopping must be True, False or 'never', got {early_stopping!r}"
+        )
+    if isinstance(num_return_sequences, bool) or not isinstance(
+        num_return_sequences, int
+    ):
         raise TypeError(
             f"num_return_sequences must be an int in [1, num_beams], got {num_return_sequences!r}"
         )
@@ -105,7 +121,9 @@ def beam_search(
     _check_model(model)
     check_ids(model, input_ids)
     if input_ids.shape[0] != 1:
-        raise ValueError(f"input_ids must hold one prompt, shape (1, T), got {tuple(input_ids.shape)}")
+        raise ValueError(
+            f"input_ids must hold one prompt, shape (1, T), got {tuple(input_ids.shape)}"
+        )
     _check_max_new_tokens(max_new_tokens)
     _check_token_id(model, eos_token_id, "eos_token_id")
     _check_options(num_beams, length_penalty, early_stopping, num_return_sequences)
@@ -114,7 +132,9 @@ def beam_search(
     P = len(prompt)
     if max_new_tokens == 0:
         zeros = torch.zeros(num_return_sequences)
-        return BeamSearchResult(input_ids.repeat(num_return_sequences, 1), zeros, zeros.clone(), [], P)
+        return BeamSearchResult(
+            input_ids.repeat(num_return_sequences, 1), zeros, zeros.clone(), [], P
+        )
 
     with eval_mode(model):
         steps, finished = _search(
@@ -128,7 +148,9 @@ def beam_search(
             use_cache,
         )
 
-    best = finished[:num_return_sequences]  # (final score, sum of log-probs, generated tokens)
+    best = finished[
+        :num_return_sequences
+    ]  # (final score, sum of log-probs, generated tokens)
     longest = max(len(tokens) for _, _, tokens in best)
     pad = eos_token_id if eos_token_id is not None else 0  # only ragged when EOS exists
     rows = [prompt + tokens + [pad] * (longest - len(tokens)) for _, _, tokens in best]
@@ -142,7 +164,14 @@ def beam_search(
 
 
 def _search(
-    model, input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id, early_stopping, use_cache
+    model,
+    input_ids,
+    num_beams,
+    max_new_tokens,
+    length_penalty,
+    eos_token_id,
+    early_stopping,
+    use_cache,
 ):
     P = input_ids.shape[1]
     max_length = P + max_new_tokens
@@ -152,13 +181,19 @@ def _search(
     ids = input_ids  # (live beams, current length); starts with one live beam
     beams: list[list[int]] = [[]]  # generated tokens of each live beam
     beam_scores = torch.zeros(1)  # sum of log-probs of each live beam
-    finished: list[tuple[float, float, list[int]]] = []  # (final score, sum, tokens), best first
+    finished: list[
+        tuple[float, float, list[int]]
+    ] = []  # (final score, sum, tokens), best first
     steps: list[BeamStep] = []
     cur = P  # current length, prompt included
     while True:
-        logprobs = next_logits(ids).float().log_softmax(dim=-1)  # (beams, V): one pass for all beams
+        logprobs = (
+            next_logits(ids).float().log_softmax(dim=-1)
+        )  # (beams, V): one pass for all beams
         V = logprobs.shape[-1]
-        totals = (logprobs + beam_scores[:, None]).view(-1)  # score of every (beam, token) pair
+        totals = (logprobs + beam_scores[:, None]).view(
+            -1
+        )  # score of every (beam, token) pair
         top_scores, top_index = torch.topk(totals, min(num_candidates, totals.numel()))
         possible = top_scores > float("-inf")  # -inf: the model rules the token out
         top_scores, top_index = top_scores[possible], top_index[possible]
@@ -166,13 +201,17 @@ def _search(
 
         room = not (early_stopping is True and len(finished) >= num_beams)
         candidates, keep_rows, keep_tokens, keep_scores = [], [], [], []
-        for rank, (score, flat) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+        for rank, (score, flat) in enumerate(
+            zip(top_scores.tolist(), top_index.tolist())
+        ):
             parent, token = divmod(flat, V)
             hit = ends or token == eos_token_id
             cand = BeamCandidate(parent, token, score, "pruned")
             if hit and rank < num_beams and room:
                 cand.status = "finished"
-                cand.final_score = float(top_scores[rank] / ((cur + 1 - P) ** length_penalty))
+                cand.final_score = float(
+                    top_scores[rank] / ((cur + 1 - P) ** length_penalty)
+                )
                 finished.append((cand.final_score, score, beams[parent] + [token]))
             elif not hit and len(keep_rows) < num_beams:
                 cand.status = "kept"
@@ -189,12 +228,18 @@ def _search(
             return steps, finished
         rows = torch.tensor(keep_rows)
         next_logits.reorder(rows)
-        ids = torch.cat([ids[rows], torch.tensor(keep_tokens, device=ids.device)[:, None]], dim=1)
+        ids = torch.cat(
+            [ids[rows], torch.tensor(keep_tokens, device=ids.device)[:, None]], dim=1
+        )
         beams = [beams[r] + [t] for r, t in zip(keep_rows, keep_tokens)]
         beam_scores = torch.stack(keep_scores)
         if len(finished) >= num_beams:
             # Can the best running beam still beat the worst finished hypothesis?
-            length = max_length - P if (early_stopping == "never" and length_penalty > 0) else cur - P
+            length = (
+                max_length - P
+                if (early_stopping == "never" and length_penalty > 0)
+                else cur - P
+            )
             best_possible = float(beam_scores[0] / (length**length_penalty))
             if not best_possible > finished[-1][0]:
                 return steps, finished

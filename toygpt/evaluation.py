@@ -26,14 +26,14 @@ __all__ = ["DecodingReport", "evaluate_decoding"]
 class DecodingReport:
     n: int  # sentences generated
     valid: float  # fraction the language can produce
-    log_prob: float  # mean true log-probability per generated token, over valid sentences
+    log_prob: (
+        float  # mean true log-probability per generated token, over valid sentences
+    )
     distinct: float  # distinct sentences / n
     sentences: list[list[int]]  # the generated ids, prompt included
 
     def row(self) -> str:
-        return (
-            f"valid {self.valid:6.1%}   log-prob/token {self.log_prob:6.3f}   distinct {self.distinct:6.1%}"
-        )
+        return f"valid {self.valid:6.1%}   log-prob/token {self.log_prob:6.3f}   distinct {self.distinct:6.1%}"
 
 
 def evaluate_decoding(
@@ -52,7 +52,9 @@ def evaluate_decoding(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     if prompt_ids.dim() != 2 or prompt_ids.shape[0] != 1:
-        raise ValueError(f"prompt_ids must have shape (1, T), got {tuple(prompt_ids.shape)}")
+        raise ValueError(
+            f"prompt_ids must have shape (1, T), got {tuple(prompt_ids.shape)}"
+        )
     T = prompt_ids.shape[1]
     if max_new_tokens is None:
         max_new_tokens = max(1, model.context_length - T)

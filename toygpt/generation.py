@@ -66,7 +66,9 @@ class NextTokenLogits:
         window = self.model.context_length
         T = ids.shape[1]
         if not self.use_cache or T > window:
-            self.cache = None  # once the window slides, cached keys sit at stale positions
+            self.cache = (
+                None  # once the window slides, cached keys sit at stale positions
+            )
             return self.model(ids[:, -window:])[:, -1, :]
         if self.cache is None:  # first call: run the prompt and fill the cache
             self.cache = self.model.new_kv_cache()
@@ -133,7 +135,9 @@ def generate(
             if v
         ]
         if unused:
-            raise ValueError(f"{', '.join(unused)} only apply when do_sample=True (greedy ignores them)")
+            raise ValueError(
+                f"{', '.join(unused)} only apply when do_sample=True (greedy ignores them)"
+            )
 
     with eval_mode(model):
         ids = input_ids
@@ -153,7 +157,9 @@ def generate(
             else:
                 token = greedy(logits)
             if eos_token_id is not None:
-                token = token.masked_fill(finished, eos_token_id)  # finished rows repeat EOS
+                token = token.masked_fill(
+                    finished, eos_token_id
+                )  # finished rows repeat EOS
                 finished |= token == eos_token_id
             ids = torch.cat([ids, token.unsqueeze(1)], dim=1)
             if eos_token_id is not None and bool(finished.all()):

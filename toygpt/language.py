@@ -178,15 +178,25 @@ START, END = "START", "END"
 def _check_ids(ids, name: str) -> list[int]:
     """A list of ints from a list/tuple of ints, a 1-D tensor or a (1, T) tensor."""
     if isinstance(ids, torch.Tensor):
-        if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+        if (
+            ids.dtype.is_floating_point
+            or ids.dtype.is_complex
+            or ids.dtype == torch.bool
+        ):
+            raise TypeError(
+                f"{name} must hold integer token ids, got dtype {ids.dtype}"
+            )
         if ids.dim() == 2 and ids.shape[0] == 1:
             ids = ids[0]
         if ids.dim() != 1:
-            raise ValueError(f"{name} must be one sequence, shape (T,) or (1, T), got {tuple(ids.shape)}")
+            raise ValueError(
+                f"{name} must be one sequence, shape (T,) or (1, T), got {tuple(ids.shape)}"
+            )
         return ids.tolist()
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-        raise TypeError(f"{name} must be a list of token ids or a 1-D LongTensor, got {type(ids).__name__}")
+        raise TypeError(
+            f"{name} must be a list of token ids or a 1-D LongTensor, got {type(ids).__name__}"
+        )
     for i in ids:
         if isinstance(i, bool) or not isinstance(i, int):
             raise TypeError(f"{name} must contain ints (token ids), got {i!r}")
@@ -252,7 +262,9 @@ class ToyLanguage:
         table[-1] = 1.0 / V
         self._table = table
 
-        self._order = self._topological_order()  # START first; every transition goes forward
+        self._order = (
+            self._topological_order()
+        )  # START first; every transition goes forward
         self.max_sentence_length = self._longest_sentence()
         self.entropy_floor = self._entropy_floor()
 
@@ -272,9 +284,13 @@ class ToyLanguage:
                 raise ValueError(f"state {state} lists a word twice: {words}")
             for w, p, nxt in rows:
                 if w not in self.word_to_id or w == BOS:
-                    raise ValueError(f"state {state}: {w!r} is not a word of the vocabulary")
+                    raise ValueError(
+                        f"state {state}: {w!r} is not a word of the vocabulary"
+                    )
                 if not p > 0:
-                    raise ValueError(f"state {state}: probability of {w!r} must be > 0, got {p}")
+                    raise ValueError(
+                        f"state {state}: probability of {w!r} must be > 0, got {p}"
+                    )
                 if (w == EOS) != (nxt == END):
                     raise ValueError(
                         f"state {state}: '</s>' and only '</s>' leads to END, got {w!r} -> {nxt}"
@@ -293,7 +309,9 @@ class ToyLanguage:
             if mark.get(state) == "done":
                 return
             if mark.get(state) == "visiting":
-                raise ValueError(f"the grammar has a loop through {' -> '.join(path + [state])}")
+                raise ValueError(
+                    f"the grammar has a loop through {' -> '.join(path + [state])}"
+                )
             mark[state] = "visiting"
             for _, _, nxt in self.transitions[state]:
                 if nxt != END:
@@ -304,7 +322,9 @@ class ToyLanguage:
         visit(START, [])
         unreachable = set(self.transitions) - set(order)
         if unreachable:
-            raise ValueError(f"states {sorted(unreachable)} cannot be reached from START")
+            raise ValueError(
+                f"states {sorted(unreachable)} cannot be reached from START"
+            )
         return order[::-1]  # reversed post-order: START first
 
     def _longest_sentence(self) -> int:
@@ -312,7 +332,8 @@ class ToyLanguage:
         longest = {}
         for state in reversed(self._order):
             longest[state] = 1 + max(
-                0 if nxt == END else longest[nxt] for _, _, nxt in self.transitions[state]
+                0 if nxt == END else longest[nxt]
+                for _, _, nxt in self.transitions[state]
             )
         return 1 + longest[START]  # + 1 for <s>
 
@@ -335,7 +356,10 @@ class ToyLanguage:
         # Every visit of a state emits exactly one token, drawn from that state's row. So
         #   E[-log p(sentence)] = sum_s visits(s) * H(row s)   and   E[tokens] = sum_s visits(s).
         visits = self.state_visits()
-        entropy = {s: -sum(p * math.log(p) for _, p, _ in rows) for s, rows in self.transitions.items()}
+        entropy = {
+            s: -sum(p * math.log(p) for _, p, _ in rows)
+            for s, rows in self.transitions.items()
+        }
         expected_nll = sum(visits[s] * entropy[s] for s in self.transitions)
         expected_tokens = sum(visits.values())
         return expected_nll / expected_tokens
@@ -345,10 +369,14 @@ class ToyLanguage:
     def _walk(self, ids: list[int], name: str) -> tuple[str | None, float]:
         """(state after ``ids``, log-probability of ``ids[1:]``); state ``None`` if impossible."""
         if not ids:
-            raise ValueError(f"{name} must not be empty; it starts with <s> (id {self.bos_id})")
+            raise ValueError(
+                f"{name} must not be empty; it starts with <s> (id {self.bos_id})"
+            )
         bad = [i for i in ids if not 0 <= i < len(self.vocab)]
         if bad:
-            raise ValueError(f"{name} must be ids in [0, {len(self.vocab) - 1}], got {bad[0]}")
+            raise ValueError(
+                f"{name} must be ids in [0, {len(self.vocab) - 1}], got {bad[0]}"
+            )
         if ids[0] != self.bos_id:
             raise ValueError(
                 f"{name} must start with <s> (id {self.bos_id}), got {self.vocab[ids[0]]!r} (id {ids[0]}); "
@@ -420,7 +448,9 @@ class ToyLanguage:
 
     # ---- sampling --------------------------------------------------------------------------
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> list[list[int]]:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> list[list[int]]:
         """``n`` whole sentences ``[<s>, ..., </s>]`` as lists of ids, drawn from the grammar.
 
         Randomness comes from ``generator`` (or torch's global generator if None), so a seeded
@@ -431,16 +461,22 @@ class ToyLanguage:
         if n < 1:
             raise ValueError(f"n must be an int >= 1, got {n}")
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
         # One uniform number per token: the word is the first whose cumulative probability
         # exceeds it (inverse-CDF sampling), so P(word) = its probability.
-        uniforms = torch.rand(n, self.max_sentence_length, generator=generator, dtype=torch.float64).tolist()
+        uniforms = torch.rand(
+            n, self.max_sentence_length, generator=generator, dtype=torch.float64
+        ).tolist()
         sentences = []
         for u in uniforms:
             state, sentence = START, [self.bos_id]
             for t in range(self.max_sentence_length - 1):
                 ids, cdf = self._cdf[state]
-                k = min(bisect.bisect_right(cdf, u[t]), len(ids) - 1)  # min(): guards rounding in cdf[-1]
+                k = min(
+                    bisect.bisect_right(cdf, u[t]), len(ids) - 1
+                )  # min(): guards rounding in cdf[-1]
                 sentence.append(ids[k])
                 state = self._step[state][ids[k]][1]
                 if state == END:
@@ -495,10 +531,14 @@ class LanguageOracle(nn.Module):
         self.language = language
         self.vocab_size = len(language.vocab)
         self.context_length = context_length
-        self.register_buffer("log_table", language._table.log().float(), persistent=False)  # (states + 1, V)
+        self.register_buffer(
+            "log_table", language._table.log().float(), persistent=False
+        )  # (states + 1, V)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        GPTModel.check_input_ids(self, input_ids)  # the same checks and messages as a GPTModel's
+        GPTModel.check_input_ids(
+            self, input_ids
+        )  # the same checks and messages as a GPTModel's
         lang, uniform = self.language, self.log_table.shape[0] - 1
         rows = []
         for ids in input_ids.tolist():
@@ -509,7 +549,9 @@ class LanguageOracle(nn.Module):
                     state = lang._step[state][i][1]
                 else:
                     state = None
-                row.append(uniform if state in (None, END) else lang._state_index[state])
+                row.append(
+                    uniform if state in (None, END) else lang._state_index[state]
+                )
             rows.append(row)
         index = torch.tensor(rows, dtype=torch.long, device=self.log_table.device)
         return self.log_table[index]  # (B, T, V)

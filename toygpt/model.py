@@ -21,7 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["GPTModel", "TransformerBlock", "CausalSelfAttention", "KVCache", "eval_mode"]
+__all__ = [
+    "GPTModel",
+    "TransformerBlock",
+    "CausalSelfAttention",
+    "KVCache",
+    "eval_mode",
+]
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -63,7 +69,9 @@ class KVCache:
     def __init__(self, num_layers: int, capacity: int):
         self.capacity = capacity
         self.lengths = [0] * num_layers  # positions filled, per layer
-        self._kv: torch.Tensor | None = None  # (layers, 2, B, heads, capacity, head_dim)
+        self._kv: torch.Tensor | None = (
+            None  # (layers, 2, B, heads, capacity, head_dim)
+        )
 
     def __len__(self) -> int:
         """Number of cached positions."""
@@ -71,17 +79,25 @@ class KVCache:
 
     @property
     def keys(self) -> list[torch.Tensor | None]:
-        return [None if self._kv is None else self._kv[i, 0, :, :, :n] for i, n in enumerate(self.lengths)]
+        return [
+            None if self._kv is None else self._kv[i, 0, :, :, :n]
+            for i, n in enumerate(self.lengths)
+        ]
 
     @property
     def values(self) -> list[torch.Tensor | None]:
-        return [None if self._kv is None else self._kv[i, 1, :, :, :n] for i, n in enumerate(self.lengths)]
+        return [
+            None if self._kv is None else self._kv[i, 1, :, :, :n]
+            for i, n in enumerate(self.lengths)
+        ]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Append this step's keys/values for one layer; return the full keys/values."""
         start, end = self.lengths[layer], self.lengths[layer] + k.shape[2]
         if end > self.capacity:
-            raise ValueError(f"the cache holds {self.capacity} positions; {end} were asked for")
+            raise ValueError(
+                f"the cache holds {self.capacity} positions; {end} were asked for"
+            )
         if self._kv is None:
             B, H, _, D = k.shape
             self._kv = k.new_empty(len(self.lengths), 2, B, H, self.capacity, D)
@@ -102,7 +118,9 @@ class KVCache:
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions <= t."""
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float, context_length: int):
+    def __init__(
+        self, d_model: int, num_heads: int, dropout: float, context_length: int
+    ):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = d_model // num_heads
@@ -118,7 +136,10 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, heads, T, head_dim)
-        q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (
+            t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+            for t in (q, k, v)
+        )
         past = 0
         if kv_cache is not None:
             past = kv_cache.lengths[layer]  # positions cached before this call
@@ -134,7 +155,9 @@ class CausalSelfAttention(nn.Module):
                 # The new queries sit at positions past..past+T-1 and see keys 0..their own position.
                 mask = self.causal_mask[past : past + T, : past + T]
             if return_attention:
-                scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, heads, T, past+T)
+                scores = (q @ k.transpose(-2, -1)) / math.sqrt(
+                    self.head_dim
+                )  # (B, heads, T, past+T)
                 weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
                 y = F.dropout(weights, self.dropout, self.training) @ v
             else:
@@ -149,7 +172,9 @@ class TransformerBlock(nn.Module):
     The residual stream ``x`` itself is never normalised; only each sub-layer's input is.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float, context_length: int):
+    def __init__(
+        self, d_model: int, num_heads: int, dropout: float, context_length: int
+    ):
         super().__init__()
         _check_int("d_model", d_model, 1)
         _check_int("num_heads", num_heads, 1)
@@ -172,7 +197,11 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x, mask=None, *, kv_cache=None, layer=0, return_attention=False):
         attn_out, weights = self.attn(
-            self.ln1(x), mask, kv_cache=kv_cache, layer=layer, return_attention=return_attention
+            self.ln1(x),
+            mask,
+            kv_cache=kv_cache,
+            layer=layer,
+            return_attention=return_attention,
         )
         x = x + attn_out
         x = x + self.ffn(self.ln2(x))
@@ -211,12 +240,17 @@ class GPTModel(nn.Module):
             context_length=context_length,
         )
         self.token_embedding = nn.Embedding(vocab_size, d_model)  # word id -> vector
-        self.position_encoding = nn.Embedding(context_length, d_model)  # position -> vector (learned)
+        self.position_encoding = nn.Embedding(
+            context_length, d_model
+        )  # position -> vector (learned)
         self.dropout = nn.Dropout(dropout)
         # A list comprehension, not `[TransformerBlock(...)] * num_layers`: multiplying a
         # list repeats one module, so every layer would share the same weights.
         self.blocks = nn.ModuleList(
-            [TransformerBlock(d_model, num_heads, dropout, context_length) for _ in range(num_layers)]
+            [
+                TransformerBlock(d_model, num_heads, dropout, context_length)
+                for _ in range(num_layers)
+            ]
         )
         self.ln_final = nn.LayerNorm(d_model)
         self.output_layer = nn.Linear(d_model, vocab_size)
@@ -240,19 +274,29 @@ class GPTModel(nn.Module):
             raise TypeError(
                 f"{name} must be a torch.LongTensor of shape (batch, seq_len), got {type(input_ids).__name__}"
             )
-        if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer token ids, got dtype {input_ids.dtype}")
+        if (
+            input_ids.dtype.is_floating_point
+            or input_ids.dtype.is_complex
+            or input_ids.dtype == torch.bool
+        ):
+            raise TypeError(
+                f"{name} must hold integer token ids, got dtype {input_ids.dtype}"
+            )
         if input_ids.dim() != 2:
             raise ValueError(
                 f"{name} must have shape (batch, seq_len), got {tuple(input_ids.shape)}; "
                 "for one sequence use ids.unsqueeze(0)"
             )
         if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
-            raise ValueError(f"{name} must not be empty, got shape {tuple(input_ids.shape)}")
+            raise ValueError(
+                f"{name} must not be empty, got shape {tuple(input_ids.shape)}"
+            )
         low, high = (bound.item() for bound in torch.aminmax(input_ids))
         if low < 0 or high >= self.vocab_size:
             bad = low if low < 0 else high
-            raise ValueError(f"{name} must be in [0, {self.vocab_size - 1}] (the vocabulary), got id {bad}")
+            raise ValueError(
+                f"{name} must be in [0, {self.vocab_size - 1}] (the vocabulary), got id {bad}"
+            )
 
     def forward(self, input_ids, mask=None, *, kv_cache=None, return_attention=False):
         """Logits ``(B, T, V)``; with ``return_attention=True`` also a list of per-layer
@@ -272,11 +316,15 @@ class GPTModel(nn.Module):
                 "(toygpt.generate does this for you)"
             )
         positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
-        x = self.token_embedding(input_ids) + self.position_encoding(positions)  # (B, T, d_model)
+        x = self.token_embedding(input_ids) + self.position_encoding(
+            positions
+        )  # (B, T, d_model)
         x = self.dropout(x)
         attentions = []
         for i, block in enumerate(self.blocks):
-            out = block(x, mask, kv_cache=kv_cache, layer=i, return_attention=return_attention)
+            out = block(
+                x, mask, kv_cache=kv_cache, layer=i, return_attention=return_attention
+            )
             if return_attention:
                 x, weights = out
                 attentions.append(weights)

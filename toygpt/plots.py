@@ -41,7 +41,9 @@ def use_book_style() -> None:
     """The book's one style: seaborn's white theme, readable sizes, tight layouts."""
     # seaborn 0.13 calls a matplotlib method that matplotlib >= 3.11 plans to deprecate; the
     # warning is not the reader's concern and would clutter every chapter.
-    warnings.filterwarnings("ignore", message="The set_bad function", category=PendingDeprecationWarning)
+    warnings.filterwarnings(
+        "ignore", message="The set_bad function", category=PendingDeprecationWarning
+    )
     sns.set_theme(style="white", context="notebook", font_scale=0.95)
     plt.rcParams.update(
         {
@@ -63,12 +65,16 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def _labels_for(n: int, labels: Sequence[str] | None, name: str = "labels") -> list[str]:
+def _labels_for(
+    n: int, labels: Sequence[str] | None, name: str = "labels"
+) -> list[str]:
     if labels is None:
         return [str(i) for i in range(n)]
     labels = list(labels)
     if len(labels) != n:
-        raise ValueError(f"{name} has {len(labels)} entries but the data has {n} columns")
+        raise ValueError(
+            f"{name} has {len(labels)} entries but the data has {n} columns"
+        )
     return labels
 
 
@@ -100,7 +106,11 @@ def plot_heatmap(
         raise ValueError(f"probs must have shape (V,) or (rows, V), got {data.shape}")
     rows, cols = data.shape
     labels = _labels_for(cols, labels)
-    row_labels = _labels_for(rows, row_labels, "row_labels") if row_labels is not None else [""] * rows
+    row_labels = (
+        _labels_for(rows, row_labels, "row_labels")
+        if row_labels is not None
+        else [""] * rows
+    )
     if annotate is None:
         annotate = cols <= 16
     if ax is None:
@@ -123,10 +133,16 @@ def plot_heatmap(
         yticklabels=row_labels,
         square=False,
     )
-    ax.tick_params(axis="x", rotation=90 if cols > 10 or max(map(len, labels)) > 6 else 0)
+    ax.tick_params(
+        axis="x", rotation=90 if cols > 10 or max(map(len, labels)) > 6 else 0
+    )
     ax.tick_params(axis="y", rotation=0)
     if selected_idx is not None:
-        per_row = selected_idx if isinstance(selected_idx, (list, tuple)) else [selected_idx] * rows
+        per_row = (
+            selected_idx
+            if isinstance(selected_idx, (list, tuple))
+            else [selected_idx] * rows
+        )
         if len(per_row) != rows:
             raise ValueError(f"selected_idx has {len(per_row)} entries for {rows} rows")
         for r, idx in enumerate(per_row):
@@ -135,9 +151,23 @@ def plot_heatmap(
             idx = int(idx)
             if not 0 <= idx < cols:
                 raise ValueError(f"selected_idx must be in [0, {cols - 1}], got {idx}")
-            ax.add_patch(Rectangle((idx, r), 1, 1, fill=False, edgecolor=MARK_COLOR, lw=2.5, clip_on=False))
+            ax.add_patch(
+                Rectangle(
+                    (idx, r),
+                    1,
+                    1,
+                    fill=False,
+                    edgecolor=MARK_COLOR,
+                    lw=2.5,
+                    clip_on=False,
+                )
+            )
         if rows == 1:
-            tick = ax.get_xticklabels()[int(per_row[0])] if per_row[0] is not None else None
+            tick = (
+                ax.get_xticklabels()[int(per_row[0])]
+                if per_row[0] is not None
+                else None
+            )
             if tick is not None:
                 tick.set_color(MARK_COLOR)
                 tick.set_fontweight("bold")
@@ -176,24 +206,34 @@ def plot_embeddings(
         )
         ax.set_title(title)
         ax.set_xlabel("embedding dimension")
-        ax.set_ylabel("token" if tokens is not None and title != titles[1] else "position in the sequence")
+        ax.set_ylabel(
+            "token"
+            if tokens is not None and title != titles[1]
+            else "position in the sequence"
+        )
         ax.tick_params(axis="y", rotation=0)
     return fig
 
 
-def plot_attention(weights, tokens: Sequence[str], *, title: str | None = None, head_titles=None):
+def plot_attention(
+    weights, tokens: Sequence[str], *, title: str | None = None, head_titles=None
+):
     """Attention weights of one layer, ``(heads, T, T)`` (or ``(T, T)``): row = the word
     that looks, column = the word it looks at. Returns the figure."""
     w = _to_numpy(weights)
     if w.ndim == 2:
         w = w[None]
     if w.ndim != 3:
-        raise ValueError(f"weights must have shape (heads, T, T) or (T, T), got {w.shape}")
+        raise ValueError(
+            f"weights must have shape (heads, T, T) or (T, T), got {w.shape}"
+        )
     heads, T, _ = w.shape
     tokens = _labels_for(T, tokens, "tokens")
     cols = min(heads, 4)
     rows = (heads + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.8, 3.4 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols + 0.8, 3.4 * rows + 0.4), squeeze=False
+    )
     for h, ax in enumerate(axes.flat):
         if h >= heads:
             ax.axis("off")
@@ -266,7 +306,12 @@ def plot_filter(
 
 
 def plot_top_p_cut(
-    probs, p: float, labels: Sequence[str] | None = None, *, title: str | None = None, ax=None
+    probs,
+    p: float,
+    labels: Sequence[str] | None = None,
+    *,
+    title: str | None = None,
+    ax=None,
 ):
     """Top-p on the sorted distribution: bars = probabilities (blue = kept), line = running
     total, dashed line = p. The token whose bar crosses the line is the last one kept."""
@@ -316,7 +361,14 @@ def plot_beam_tree(
     # y positions: the root, then each step's candidates top to bottom by rank
     beam_y = [0.0]  # y of each running beam before the current step
     ax.scatter([0], [0], s=220, color="#444444", zorder=3)
-    ax.annotate("prompt", (0, 0), xytext=(0, 10), textcoords="offset points", ha="center", fontsize=9)
+    ax.annotate(
+        "prompt",
+        (0, 0),
+        xytext=(0, 10),
+        textcoords="offset points",
+        ha="center",
+        fontsize=9,
+    )
     colors = {"kept": KEPT_COLOR, "finished": FINISHED_COLOR, "pruned": REMOVED_COLOR}
     for s, step in enumerate(steps, start=1):
         cands = [c for c in step.candidates if show_pruned or c.status != "pruned"]
@@ -347,10 +399,16 @@ def plot_beam_tree(
     from matplotlib.lines import Line2D
 
     handles = [
-        Line2D([], [], marker="o", ls="", color=colors[k], label=k) for k in ("kept", "finished", "pruned")
+        Line2D([], [], marker="o", ls="", color=colors[k], label=k)
+        for k in ("kept", "finished", "pruned")
     ]
-    ax.legend(handles=handles, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_xticks(range(len(steps) + 1), ["start"] + [f"step {i}" for i in range(1, len(steps) + 1)])
+    ax.legend(
+        handles=handles, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0)
+    )
+    ax.set_xticks(
+        range(len(steps) + 1),
+        ["start"] + [f"step {i}" for i in range(1, len(steps) + 1)],
+    )
     ax.set_yticks([])
     ax.set_xlim(-0.3, len(steps) + 0.9)
     sns.despine(ax=ax, left=True)

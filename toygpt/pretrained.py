@@ -75,7 +75,9 @@ def load_pretrained(path=None) -> tuple[GPTModel, WordTokenizer]:
             with importlib.resources.as_file(folder / CONFIG_NAME) as config:
                 return _load(Path(weights), Path(config))
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str, a pathlib.Path or None, got {type(path).__name__}")
+        raise TypeError(
+            f"path must be a str, a pathlib.Path or None, got {type(path).__name__}"
+        )
     path = Path(path)
     weights = path / WEIGHTS_NAME if path.is_dir() else path
     return _load(weights, weights.parent / CONFIG_NAME)
@@ -92,11 +94,15 @@ def _load(weights: Path, config_path: Path) -> tuple[GPTModel, WordTokenizer]:
         config = json.loads(config_path.read_text())
         model_config = config["model"]
         tokenizer = WordTokenizer(
-            config["vocab"], bos_token=config["bos_token"], eos_token=config["eos_token"]
+            config["vocab"],
+            bos_token=config["bos_token"],
+            eos_token=config["eos_token"],
         )
         model = GPTModel(**model_config)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path} is not a valid toygpt config: {error!r}") from error
+        raise ValueError(
+            f"{config_path} is not a valid toygpt config: {error!r}"
+        ) from error
     try:
         # weights_only=True: only tensors and plain containers are unpickled, never code.
         state_dict = torch.load(weights, weights_only=True, map_location="cpu")
@@ -111,7 +117,9 @@ def _load(weights: Path, config_path: Path) -> tuple[GPTModel, WordTokenizer]:
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
-        raise ValueError(f"{weights} does not match the model described in {config_path}: {error}") from error
+        raise ValueError(
+            f"{weights} does not match the model described in {config_path}: {error}"
+        ) from error
     if len(tokenizer) != model.vocab_size:
         raise ValueError(
             f"{config_path}: {len(tokenizer)} words but the model has vocab_size {model.vocab_size}"

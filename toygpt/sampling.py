@@ -37,7 +37,9 @@ def check_logits(logits, name: str = "logits") -> None:
             f"{name} must be a torch.Tensor of shape (..., vocab_size), got {type(logits).__name__}"
         )
     if not logits.dtype.is_floating_point:
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {logits.dtype}")
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {logits.dtype}"
+        )
     if logits.dim() == 0 or logits.shape[-1] == 0:
         raise ValueError(
             f"{name} must have shape (..., vocab_size) with vocab_size >= 1, got {tuple(logits.shape)}"
@@ -52,14 +54,18 @@ def check_logits(logits, name: str = "logits") -> None:
             raise ValueError(
                 f"{name} contains +inf; only finite values and -inf (removed tokens) are allowed"
             )
-        raise ValueError(f"{name} has a row where every entry is -inf: no token is left to choose")
+        raise ValueError(
+            f"{name} has a row where every entry is -inf: no token is left to choose"
+        )
 
 
 def _check_temperature(temperature) -> None:
     if not _is_number(temperature):
         raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
     if math.isnan(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+        raise ValueError(
+            f"temperature must be >= 0 (0 means greedy), got {temperature}"
+        )
     if math.isinf(temperature):
         raise ValueError("temperature must be finite, got inf")
 
@@ -68,14 +74,18 @@ def _check_top_k(k) -> None:
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"top_k must be an int >= 1, got {k!r}")
     if k < 1:
-        raise ValueError(f"top_k must be an int >= 1, got {k} (use top_k=None to turn the filter off)")
+        raise ValueError(
+            f"top_k must be an int >= 1, got {k} (use top_k=None to turn the filter off)"
+        )
 
 
 def _check_top_p(p) -> None:
     if not _is_number(p):
         raise TypeError(f"top_p must be a number in (0, 1], got {p!r}")
     if not 0 < p <= 1:  # also rejects NaN
-        raise ValueError(f"top_p must be in (0, 1], got {p} (use top_p=None to turn the filter off)")
+        raise ValueError(
+            f"top_p must be in (0, 1], got {p} (use top_p=None to turn the filter off)"
+        )
 
 
 def _check_min_p(min_p) -> None:
@@ -85,7 +95,9 @@ def _check_min_p(min_p) -> None:
         raise ValueError(f"min_p must be in [0, 1], got {min_p}")
 
 
-def check_sampling_options(temperature=1.0, top_k=None, top_p=None, min_p=None, generator=None) -> None:
+def check_sampling_options(
+    temperature=1.0, top_k=None, top_p=None, min_p=None, generator=None
+) -> None:
     """Validate the arguments of one sampling step (``None`` turns a filter off)."""
     _check_temperature(temperature)
     if top_k is not None:
@@ -95,7 +107,9 @@ def check_sampling_options(temperature=1.0, top_k=None, top_p=None, min_p=None, 
     if min_p is not None:
         _check_min_p(min_p)
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -111,7 +125,9 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """
     check_logits(logits)
     _check_temperature(temperature)
-    shifted = logits - logits.amax(dim=-1, keepdim=True)  # largest becomes 0; -inf stays -inf
+    shifted = logits - logits.amax(
+        dim=-1, keepdim=True
+    )  # largest becomes 0; -inf stays -inf
     if temperature == 0:
         keep = torch.zeros_like(logits, dtype=torch.bool)
         keep.scatter_(-1, greedy(logits).unsqueeze(-1), True)

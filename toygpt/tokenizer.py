@@ -23,22 +23,39 @@ class WordTokenizer:
     'world hello'
     """
 
-    def __init__(self, vocab: Sequence[str], *, bos_token: str | None = None, eos_token: str | None = None):
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        *,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+    ):
         if isinstance(vocab, str) or not isinstance(vocab, Iterable):
-            raise TypeError(f"vocab must be a list of words, got {type(vocab).__name__}")
+            raise TypeError(
+                f"vocab must be a list of words, got {type(vocab).__name__}"
+            )
         vocab = list(vocab)
         if not vocab:
             raise ValueError("vocab must not be empty")
         for word in vocab:
-            if not isinstance(word, str) or not word or word != word.strip() or len(word.split()) != 1:
-                raise ValueError(f"vocab entries must be single words without spaces, got {word!r}")
+            if (
+                not isinstance(word, str)
+                or not word
+                or word != word.strip()
+                or len(word.split()) != 1
+            ):
+                raise ValueError(
+                    f"vocab entries must be single words without spaces, got {word!r}"
+                )
         seen, dupes = set(), []
         for word in vocab:
             if word in seen and word not in dupes:
                 dupes.append(word)
             seen.add(word)
         if dupes:
-            raise ValueError(f"vocab must not contain duplicates, got {dupes} more than once")
+            raise ValueError(
+                f"vocab must not contain duplicates, got {dupes} more than once"
+            )
         self.vocab = vocab
         self.word_to_id = {word: i for i, word in enumerate(vocab)}
         for name, token in (("bos_token", bos_token), ("eos_token", eos_token)):
@@ -64,7 +81,9 @@ class WordTokenizer:
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         words = text.split()
         if not words:
-            raise ValueError("text must contain at least one word (the prompt is empty)")
+            raise ValueError(
+                "text must contain at least one word (the prompt is empty)"
+            )
         unknown = [w for w in dict.fromkeys(words) if w not in self.word_to_id]
         if unknown:
             raise ValueError(
@@ -75,7 +94,9 @@ class WordTokenizer:
             add_bos = self.bos_token is not None
         if add_bos:
             if self.bos_token is None:
-                raise ValueError("add_bos=True needs a tokenizer made with bos_token=...")
+                raise ValueError(
+                    "add_bos=True needs a tokenizer made with bos_token=..."
+                )
             if words[0] != self.bos_token:
                 words = [self.bos_token] + words
         return torch.tensor([[self.word_to_id[w] for w in words]], dtype=torch.long)
@@ -91,7 +112,9 @@ class WordTokenizer:
             if ids.dim() == 2 and ids.shape[0] == 1:
                 ids = ids[0]
             if ids.dim() > 1:
-                raise ValueError(f"ids must be one sequence, shape (T,) or (1, T), got {tuple(ids.shape)}")
+                raise ValueError(
+                    f"ids must be one sequence, shape (T,) or (1, T), got {tuple(ids.shape)}"
+                )
             ids = ids.tolist()
         words = []
         for i in ids:

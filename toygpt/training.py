@@ -57,7 +57,9 @@ DEFAULTS = dict(
 )
 
 
-def make_batch(sentences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    sentences: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sentences -> ``(inputs, targets)``, each ``(B, longest - 1)``.
 
     ``targets[b, t]`` is the token that follows ``inputs[b, t]``; padding positions hold
@@ -81,7 +83,9 @@ def make_batch(sentences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, t
 
 def _check_sentences(sentences) -> None:
     if not isinstance(sentences, (list, tuple)) or not sentences:
-        raise ValueError("sentences must be a non-empty list of sentences (lists of token ids)")
+        raise ValueError(
+            "sentences must be a non-empty list of sentences (lists of token ids)"
+        )
     for s in sentences:
         if not isinstance(s, (list, tuple)) or len(s) < 2:
             raise ValueError(
@@ -107,7 +111,9 @@ def _check_model_and_language(model, lang) -> None:
 
 def _loss(model, inputs, targets) -> torch.Tensor:
     logits = model(inputs)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX
+    )
 
 
 def _chunks(sentences, size=512):
@@ -129,7 +135,10 @@ def evaluate(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) ->
             inputs, targets = make_batch(chunk, lang.eos_id)
             logits = model(inputs)
             total += F.cross_entropy(
-                logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+                logits.flatten(0, 1),
+                targets.flatten(),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
             ).item()
             count += int((targets != IGNORE_INDEX).sum())
     return total / count
@@ -153,7 +162,9 @@ def mean_kl(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> 
             log_q = F.log_softmax(model(inputs).float(), dim=-1)  # (B, T, V)
             log_p = oracle(inputs)  # (B, T, V), -inf where the truth says 0
             p = log_p.exp()
-            kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)  # (B, T)
+            kl = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(
+                -1
+            )  # (B, T)
             real = targets != IGNORE_INDEX
             total += kl[real].sum().item()
             count += int(real.sum())
@@ -162,7 +173,9 @@ def mean_kl(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> 
 
 def _truth_loss(lang: ToyLanguage, sentences: list[list[int]]) -> float:
     """The true probabilities' cross-entropy on ``sentences`` (nats per predicted token)."""
-    return -sum(lang.sequence_log_prob(s) for s in sentences) / sum(len(s) - 1 for s in sentences)
+    return -sum(lang.sequence_log_prob(s) for s in sentences) / sum(
+        len(s) - 1 for s in sentences
+    )
 
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
@@ -211,17 +224,25 @@ def train(
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {value!r}")
     if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+        raise ValueError(
+            f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}"
+        )
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         raise TypeError(f"lr must be a number > 0, got {lr!r}")
     if not 0 < lr < math.inf:  # also rejects NaN
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
     warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
     eval_every = max(1, steps // 20) if eval_every is None else eval_every
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+    if (
+        isinstance(eval_every, bool)
+        or not isinstance(eval_every, int)
+        or eval_every < 1
+    ):
         raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
     if val_sentences is None:
-        val_sentences = lang.sample(1000, generator=torch.Generator().manual_seed(seed + 1))
+        val_sentences = lang.sample(
+            1000, generator=torch.Generator().manual_seed(seed + 1)
+        )
 
     torch.manual_seed(seed)  # dropout
     data = torch.Generator().manual_seed(seed)  # the training sentences
@@ -229,7 +250,10 @@ def train(
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=lr,
         betas=(0.9, 0.98),
     )
@@ -237,7 +261,13 @@ def train(
     # The floor is an average over all sentences; on a finite validation set the truth's own
     # cross-entropy differs from it a little, and that is the line the val loss approaches.
     val_floor = _truth_loss(lang, val_sentences)
-    history = {"step": [], "train_loss": [], "val_loss": [], "entropy_floor": floor, "val_floor": val_floor}
+    history = {
+        "step": [],
+        "train_loss": [],
+        "val_loss": [],
+        "entropy_floor": floor,
+        "val_floor": val_floor,
+    }
     recent = []  # train losses since the last evaluation
     start = time.perf_counter()
     bar = trange(steps, disable=not progress, desc="training")
@@ -245,7 +275,9 @@ def train(
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, steps, lr, warmup)
-        inputs, targets = make_batch(lang.sample(batch_size, generator=data), lang.eos_id)
+        inputs, targets = make_batch(
+            lang.sample(batch_size, generator=data), lang.eos_id
+        )
         loss = _loss(model, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -261,7 +293,9 @@ def train(
             recent = []
             # "truth": the true probabilities' loss on the same validation sentences
             bar.set_postfix(
-                train=f"{history['train_loss'][-1]:.4f}", val=f"{val:.4f}", truth=f"{val_floor:.4f}"
+                train=f"{history['train_loss'][-1]:.4f}",
+                val=f"{val:.4f}",
+                truth=f"{val_floor:.4f}",
             )
     history["seconds"] = time.perf_counter() - start
     model.eval()
@@ -274,16 +308,33 @@ def main(argv=None) -> None:
         description="Train the shipped toygpt checkpoint on the toy language (defaults reproduce it).",
     )
     parser.add_argument(
-        "--output", required=True, help="where to write the .pt file (config.json goes beside it)"
+        "--output",
+        required=True,
+        help="where to write the .pt file (config.json goes beside it)",
     )
-    for key in ("d_model", "num_heads", "num_layers", "context_length", "steps", "batch_size", "seed"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key])
+    for key in (
+        "d_model",
+        "num_heads",
+        "num_layers",
+        "context_length",
+        "steps",
+        "batch_size",
+        "seed",
+    ):
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key]
+        )
     parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument(
-        "--test-sentences", type=int, default=10000, help="fresh sentences to measure the final model on"
+        "--test-sentences",
+        type=int,
+        default=10000,
+        help="fresh sentences to measure the final model on",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
     args = parser.parse_args(argv)
 
     lang = ToyLanguage()
@@ -297,26 +348,36 @@ def main(argv=None) -> None:
         context_length=args.context_length,
     )
     model = GPTModel(**model_config)
-    settings = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    settings = dict(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed
+    )
     history = train(model, lang, **settings, progress=not args.no_progress)
 
     # Measure on sentences neither training nor validation saw.
-    test = lang.sample(args.test_sentences, generator=torch.Generator().manual_seed(args.seed + 12345))
+    test = lang.sample(
+        args.test_sentences, generator=torch.Generator().manual_seed(args.seed + 12345)
+    )
     loss, kl = evaluate(model, lang, test), mean_kl(model, lang, test)
     truth = _truth_loss(lang, test)
     floor = lang.entropy_floor
     metrics = dict(
         test_loss=round(loss, 5),
-        test_loss_of_truth=round(truth, 5),  # the truth's own cross-entropy on the same sentences
+        test_loss_of_truth=round(
+            truth, 5
+        ),  # the truth's own cross-entropy on the same sentences
         entropy_floor=round(floor, 5),
         loss_over_floor=round(loss / floor, 5),
         mean_kl=round(kl, 5),
         train_seconds=round(history["seconds"], 1),
         torch_version=torch.__version__,
     )
-    save_pretrained(model, lang.tokenizer(), args.output, training=settings, metrics=metrics)
+    save_pretrained(
+        model, lang.tokenizer(), args.output, training=settings, metrics=metrics
+    )
     print(f"wrote {args.output} in {history['seconds']:.0f} s of training")
-    print(f"test loss {loss:.4f} nats/token (the truth scores {truth:.4f} on the same sentences)")
+    print(
+        f"test loss {loss:.4f} nats/token (the truth scores {truth:.4f} on the same sentences)"
+    )
     print(
         f"entropy floor {floor:.4f}, ratio {loss / floor:.4f}, mean KL(truth || model) {kl:.4f} nats/position"
     )

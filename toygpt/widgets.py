@@ -32,7 +32,9 @@ def _ipywidgets():
     try:
         import ipywidgets
     except ImportError as error:  # pragma: no cover - the requirements install it
-        raise ImportError("the sliders need ipywidgets: pip install ipywidgets") from error
+        raise ImportError(
+            "the sliders need ipywidgets: pip install ipywidgets"
+        ) from error
     return ipywidgets
 
 
@@ -56,7 +58,9 @@ def explore_temperature(logits, labels, *, start: float = 1.0):
         )
         plt.show()
 
-    slider = w.FloatSlider(value=start, min=0.05, max=3.0, step=0.05, description="temperature")
+    slider = w.FloatSlider(
+        value=start, min=0.05, max=3.0, step=0.05, description="temperature"
+    )
     return w.interact(show, temperature=slider)
 
 
@@ -66,10 +70,14 @@ def explore_top_k(logits, labels, *, start: int = 3):
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
     def show(k):
-        plots.plot_filter(logits, top_k_filter(logits, k), labels, title=f"top-k, k = {k}")
+        plots.plot_filter(
+            logits, top_k_filter(logits, k), labels, title=f"top-k, k = {k}"
+        )
         plt.show()
 
-    return w.interact(show, k=w.IntSlider(value=start, min=1, max=logits.numel(), description="k"))
+    return w.interact(
+        show, k=w.IntSlider(value=start, min=1, max=logits.numel(), description="k")
+    )
 
 
 def explore_top_p(logits, labels, *, start: float = 0.9):
@@ -80,10 +88,19 @@ def explore_top_p(logits, labels, *, start: float = 0.9):
     def show(p):
         fig, (left, right) = plt.subplots(1, 2, figsize=(14, 3.8))
         plots.plot_top_p_cut(logits.softmax(-1), p, labels, ax=left)
-        plots.plot_filter(logits, top_p_filter(logits, p), labels, ax=right, title="after renormalising")
+        plots.plot_filter(
+            logits,
+            top_p_filter(logits, p),
+            labels,
+            ax=right,
+            title="after renormalising",
+        )
         plt.show()
 
-    return w.interact(show, p=w.FloatSlider(value=start, min=0.05, max=1.0, step=0.01, description="p"))
+    return w.interact(
+        show,
+        p=w.FloatSlider(value=start, min=0.05, max=1.0, step=0.01, description="p"),
+    )
 
 
 def explore_min_p(logits, labels, *, start: float = 0.1):
@@ -92,15 +109,28 @@ def explore_min_p(logits, labels, *, start: float = 0.1):
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
     def show(min_p):
-        plots.plot_filter(logits, min_p_filter(logits, min_p), labels, title=f"min-p = {min_p:.2f}")
+        plots.plot_filter(
+            logits, min_p_filter(logits, min_p), labels, title=f"min-p = {min_p:.2f}"
+        )
         plt.show()
 
     return w.interact(
-        show, min_p=w.FloatSlider(value=start, min=0.0, max=1.0, step=0.01, description="min_p")
+        show,
+        min_p=w.FloatSlider(
+            value=start, min=0.0, max=1.0, step=0.01, description="min_p"
+        ),
     )
 
 
-def explore_beams(model, input_ids, labels, *, eos_token_id=None, max_new_tokens: int = 6, start: int = 2):
+def explore_beams(
+    model,
+    input_ids,
+    labels,
+    *,
+    eos_token_id=None,
+    max_new_tokens: int = 6,
+    start: int = 2,
+):
     """Sliders for the number of beams and the length penalty: the search tree."""
     w = _ipywidgets()
 
@@ -125,7 +155,9 @@ def explore_beams(model, input_ids, labels, *, eos_token_id=None, max_new_tokens
     return w.interact(
         show,
         num_beams=w.IntSlider(value=start, min=1, max=6, description="beams"),
-        length_penalty=w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.5, description="length pen."),
+        length_penalty=w.FloatSlider(
+            value=1.0, min=0.0, max=2.0, step=0.5, description="length pen."
+        ),
     )
 
 
@@ -149,7 +181,9 @@ def web_slider(draw, values, *, figsize=(10, 3.2), dpi=60, interval_ms=700):
         fig.clear()  # colour bars and legends are redrawn with each frame
         draw(values[i], fig.add_subplot())
 
-    player = animation.FuncAnimation(fig, frame, frames=len(values), interval=interval_ms)
+    player = animation.FuncAnimation(
+        fig, frame, frames=len(values), interval=interval_ms
+    )
     html = player.to_jshtml(default_mode="once")
     plt.close(fig)
     return HTML(html)

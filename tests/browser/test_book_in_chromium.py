@@ -32,7 +32,9 @@ FLAGS = [
 @pytest.fixture(scope="module")
 def server():
     assert (HTML / "index.html").exists(), "build the book first: jupyter-book build ."
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(HTML)
+    )
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -65,7 +67,9 @@ def test_page_loads_and_images_decode(server, browser, page_name):
     assert images or not page_name.startswith("notebooks/"), "a chapter without images"
     assert [src for src, ok in images if not ok] == []
     assert errors == []
-    assert [u for u in failed if u.startswith(server)] == []  # nothing of the book's own is missing
+    assert [
+        u for u in failed if u.startswith(server)
+    ] == []  # nothing of the book's own is missing
     if page_name.startswith("notebooks/"):
         links = page.evaluate("Array.from(document.links).map(a => a.href)")
         assert any("colab.research.google.com" in u for u in links)
