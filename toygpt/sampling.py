@@ -22,8 +22,16 @@ __all__ = [
     "top_p_filter",
     "min_p_filter",
     "greedy",
+    "RULE_ORDER",
+    "process_logits",
+    "next_token_distribution",
     "sample_next",
 ]
+
+# The order in which one sampling step applies its rules (transformers' order). A rule
+# whose argument is None (or temperature 1.0) is skipped. ``process_logits(order=...)``
+# takes another order; engine presets are tuples like this one.
+RULE_ORDER = ("temperature", "top_k", "top_p", "min_p")
 
 
 def _is_number(x) -> bool:
@@ -205,6 +213,57 @@ def greedy(logits: torch.Tensor) -> torch.Tensor:
     return torch.argmax(logits, dim=-1)
 
 
+def process_logits(
+    logits: torch.Tensor,
+    input_ids: torch.Tensor | None = None,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    order: tuple[str, ...] | None = None,
+) -> torch.Tensor:
+    """The one place where a decoding rule turns logits ``(..., V)`` into the scores a
+    draw is made from: every rule of ``order`` (default :data:`RULE_ORDER`) is applied in
+    turn; removed tokens are ``-inf``. ``input_ids`` (the prefix, ``(..., T)``) is for
+    rules that depend on it. float64 logits stay float64. ``temperature=0`` keeps only
+    the greedy token.
+
+    ``sample_next``, ``generate``, ``beam_search`` and the exact layer all call this, so
+    a rule cannot mean two things in two places.
+    """
+    check_logits(logits)
+    check_sampling_options(temperature, top_k, top_p, min_p)
+    order = RULE_ORDER if order is None else tuple(order)
+    scores = logits if logits.dtype == torch.float64 else logits.float()
+    for rule in order:
+        if rule == "temperature":
+            if temperature != 1.0:
+                scores = apply_temperature(scores, temperature)
+        elif rule == "top_k":
+            if top_k is not None:
+                scores = top_k_filter(scores, top_k)
+        elif rule == "top_p":
+            if top_p is not None:
+                scores = top_p_filter(scores, top_p)
+        elif rule == "min_p":
+            if min_p is not None:
+                scores = min_p_filter(scores, min_p)
+        else:
+            raise ValueError(
+                f"order holds an unknown rule {rule!r}; known: {RULE_ORDER}"
+            )
+    return scores
+
+
+def next_token_distribution(
+    logits: torch.Tensor, input_ids: torch.Tensor | None = None, **rule
+) -> torch.Tensor:
+    """The probabilities ``(..., V)`` that one sampling step draws from: the softmax of
+    :func:`process_logits`. Same arguments."""
+    return process_logits(logits, input_ids, **rule).softmax(dim=-1)
+
+
 def sample_next(
     logits: torch.Tensor,
     *,
@@ -224,14 +283,9 @@ def sample_next(
     check_sampling_options(temperature, top_k, top_p, min_p, generator)
     if temperature == 0:
         return greedy(logits)
-    scores = apply_temperature(logits.float(), temperature)
-    if top_k is not None:
-        scores = top_k_filter(scores, top_k)
-    if top_p is not None:
-        scores = top_p_filter(scores, top_p)
-    if min_p is not None:
-        scores = min_p_filter(scores, min_p)
-    probs = scores.softmax(dim=-1)
+    probs = next_token_distribution(
+        logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p
+    )
     flat = probs.reshape(-1, probs.shape[-1])  # multinomial wants (rows, V)
     draws = torch.multinomial(flat, num_samples=1, generator=generator)
     return draws.reshape(probs.shape[:-1])
