@@ -8,7 +8,15 @@ from toygpt.language import ToyLanguage
 from toygpt.model import GPTModel, KVCache, TransformerBlock
 from toygpt.pretrained import load_pretrained
 from toygpt.sampling import (
+    PROCESSOR_RULES,
+    RULE_ORDER,
+    SAMPLER_PRESETS,
+    SAMPLING_RULES,
+    active_rules,
     apply_temperature,
+    check_rule_options,
+    epsilon_filter,
+    eta_filter,
     greedy,
     min_p_filter,
     next_token_distribution,
@@ -16,6 +24,7 @@ from toygpt.sampling import (
     sample_next,
     top_k_filter,
     top_p_filter,
+    typical_filter,
 )
 from toygpt.tokenizer import WordTokenizer
 
@@ -34,6 +43,10 @@ def __getattr__(name):
 
 
 __all__ = [
+    "PROCESSOR_RULES",
+    "RULE_ORDER",
+    "SAMPLER_PRESETS",
+    "SAMPLING_RULES",
     "BeamSearchResult",
     "DecodingReport",
     "GPTModel",
@@ -41,7 +54,11 @@ __all__ = [
     "ToyLanguage",
     "TransformerBlock",
     "WordTokenizer",
+    "active_rules",
     "apply_temperature",
+    "check_rule_options",
+    "epsilon_filter",
+    "eta_filter",
     "evaluate_decoding",
     "beam_search",
     "generate",
@@ -54,4 +71,5 @@ __all__ = [
     "sample_next",
     "top_k_filter",
     "top_p_filter",
+    "typical_filter",
 ]

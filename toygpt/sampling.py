@@ -1,216 +1,170 @@
-"""Decoding rules: pure functions on logits of shape ``(..., V)``.
+"""The one place where logits become the next-token distribution, and the draw.
 
-Each filter returns new logits in which the tokens it removes are ``-inf`` (so softmax gives
-them probability 0) and the others are unchanged. One sampling step applies, in this order
-(the order Hugging Face ``transformers`` uses)::
+:func:`process_logits` applies every rule that is on, in the order of
+``sampler_order`` (default: transformers' order, :data:`RULE_ORDER`)::
 
-    temperature  ->  top-k  ->  top-p  ->  min-p  ->  softmax  ->  draw
+    repetition_penalty -> frequency_penalty -> presence_penalty
+      -> no_repeat_ngram_size -> allowed_tokens_fn                  (processors)
+      -> temperature -> top_k -> top_p -> min_p -> typical_p
+      -> epsilon_cutoff -> eta_cutoff                               (warpers)
 
-On input without ties the filters keep exactly the tokens that ``transformers``'
-``TopKLogitsWarper``, ``TopPLogitsWarper`` and ``MinPLogitsWarper`` keep.
+``sample_next``, ``generate``, ``beam_search``, the exact layer and the speculative
+sampler all call it, so a rule cannot mean two things in two places.
+
+Engine presets (:data:`SAMPLER_PRESETS`), each read from the engine's source and
+restricted to the rules toygpt has:
+
+- ``"transformers"``: ``GenerationMixin._get_logits_processor`` in
+  ``transformers/generation/utils.py`` (huggingface/transformers; read in the installed
+  5.x wheel): repetition penalty, no-repeat-ngram, prefix-allowed tokens, then (only
+  when sampling) temperature, top-k, top-p, min-p, typical, epsilon, eta. transformers
+  has no frequency/presence penalty; they sit after the repetition penalty, where vLLM
+  applies them. Not here: top-h, bad words, min length, sequence bias, ...
+- ``"llama.cpp"``: ``common_params_sampling::samplers`` in ``common/common.h``
+  (ggml-org/llama.cpp, commit 001d906a): penalties, DRY, top-n-sigma, top-k, typical,
+  top-p, min-p, XTC, temperature, i.e. temperature *last*: top-k/top-p/min-p/typical
+  choose their tokens on the untempered distribution. Not here: DRY, top-n-sigma, XTC,
+  mirostat, dynamic temperature. Semantic differences (``src/llama-sampling.cpp``,
+  commit 0344068c): llama.cpp's top-k keeps exactly k tokens (ties cut by sort order;
+  toygpt keeps ties); its typical keeps tokens while the mass *before* them is <= p
+  (transformers: < p) and does not keep ties of the cut-off; its penalties count only
+  the last ``penalty_last_n`` (default 64) tokens the sampler has accepted, not the
+  whole sequence; its default top-k 40, top-p 0.95, min-p 0.05, temperature 0.8 are
+  not applied by the preset (the preset is an order, the values are yours). Its
+  grammar is checked after the chain and the draw is redone with the grammar first only
+  if the token is rejected (``common_sampler_sample`` in ``common/sampling.cpp``); the
+  preset applies ``allowed_tokens_fn`` first, which is llama.cpp's ``grammar_first``.
+- ``"vllm"``: ``Sampler`` in ``vllm/v1/sample/sampler.py`` (vllm-project/vllm, commit
+  3e342658): allowed token ids, penalties (repetition, frequency, presence;
+  ``vllm/v1/sample/ops/penalties.py``), temperature, min-p, then top-k and top-p. Not
+  here: bad words, logit bias, min tokens. vLLM counts frequency/presence over the
+  *generated* tokens only (pass ``prompt_length`` to do the same) but the repetition
+  penalty over prompt and output, as transformers; it has no typical/epsilon/eta or
+  no-repeat-ngram rule, and treats temperature < 1e-5 as greedy.
 """
 
 from __future__ import annotations
 
-import math
+import operator
 
 import torch
+
+from toygpt.filters import (
+    apply_temperature,
+    epsilon_filter,
+    eta_filter,
+    min_p_filter,
+    top_k_filter,
+    top_p_filter,
+    typical_filter,
+)
+from toygpt.penalties import (
+    allowed_tokens_scores,
+    frequency_presence_scores,
+    no_repeat_ngram_scores,
+    repetition_penalty_scores,
+)
+from toygpt.rules import (
+    PROCESSOR_RULES,
+    RULE_ORDER,
+    SAMPLER_PRESETS,
+    SAMPLING_RULES,
+    active_rules,
+    check_logits,
+    check_rule_options,
+    resolve_order,
+)
 
 __all__ = [
     "apply_temperature",
     "top_k_filter",
     "top_p_filter",
     "min_p_filter",
+    "typical_filter",
+    "epsilon_filter",
+    "eta_filter",
     "greedy",
     "RULE_ORDER",
+    "SAMPLING_RULES",
+    "PROCESSOR_RULES",
+    "SAMPLER_PRESETS",
+    "active_rules",
+    "check_logits",
+    "check_rule_options",
+    "check_sampling_options",
     "process_logits",
     "next_token_distribution",
     "sample_next",
 ]
 
-# The order in which one sampling step applies its rules (transformers' order). A rule
-# whose argument is None (or temperature 1.0) is skipped. ``process_logits(order=...)``
-# takes another order; engine presets are tuples like this one.
-RULE_ORDER = ("temperature", "top_k", "top_p", "min_p")
-
-
-def _is_number(x) -> bool:
-    return not isinstance(x, bool) and isinstance(x, (int, float))
-
-
-def check_logits(logits, name: str = "logits") -> None:
-    """Raise a clear error unless ``logits`` is a float tensor ``(..., V)`` a softmax can use."""
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor of shape (..., vocab_size), got {type(logits).__name__}"
-        )
-    if not logits.dtype.is_floating_point:
-        raise TypeError(
-            f"{name} must be a floating-point tensor, got dtype {logits.dtype}"
-        )
-    if logits.dim() == 0 or logits.shape[-1] == 0:
-        raise ValueError(
-            f"{name} must have shape (..., vocab_size) with vocab_size >= 1, got {tuple(logits.shape)}"
-        )
-    # One reduction finds all three problems: a row's max is NaN if the row holds a NaN,
-    # +inf if it holds +inf, and -inf if every entry is -inf.
-    row_max = logits.amax(dim=-1)
-    if not torch.isfinite(row_max).all():
-        if torch.isnan(row_max).any():
-            raise ValueError(f"{name} contains NaN")
-        if (row_max == float("inf")).any():
-            raise ValueError(
-                f"{name} contains +inf; only finite values and -inf (removed tokens) are allowed"
-            )
-        raise ValueError(
-            f"{name} has a row where every entry is -inf: no token is left to choose"
-        )
-
-
-def _check_temperature(temperature) -> None:
-    if not _is_number(temperature):
-        raise TypeError(f"temperature must be a number >= 0, got {temperature!r}")
-    if math.isnan(temperature) or temperature < 0:
-        raise ValueError(
-            f"temperature must be >= 0 (0 means greedy), got {temperature}"
-        )
-    if math.isinf(temperature):
-        raise ValueError("temperature must be finite, got inf")
-
-
-def _check_top_k(k) -> None:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"top_k must be an int >= 1, got {k!r}")
-    if k < 1:
-        raise ValueError(
-            f"top_k must be an int >= 1, got {k} (use top_k=None to turn the filter off)"
-        )
-
-
-def _check_top_p(p) -> None:
-    if not _is_number(p):
-        raise TypeError(f"top_p must be a number in (0, 1], got {p!r}")
-    if not 0 < p <= 1:  # also rejects NaN
-        raise ValueError(
-            f"top_p must be in (0, 1], got {p} (use top_p=None to turn the filter off)"
-        )
-
-
-def _check_min_p(min_p) -> None:
-    if not _is_number(min_p):
-        raise TypeError(f"min_p must be a number in [0, 1], got {min_p!r}")
-    if not 0 <= min_p <= 1:
-        raise ValueError(f"min_p must be in [0, 1], got {min_p}")
+_NEEDS_IDS = PROCESSOR_RULES
 
 
 def check_sampling_options(
-    temperature=1.0, top_k=None, top_p=None, min_p=None, generator=None
+    temperature=1.0, top_k=None, top_p=None, min_p=None, generator=None, **rule
 ) -> None:
-    """Validate the arguments of one sampling step (``None`` turns a filter off)."""
-    _check_temperature(temperature)
-    if top_k is not None:
-        _check_top_k(top_k)
-    if top_p is not None:
-        _check_top_p(top_p)
-    if min_p is not None:
-        _check_min_p(min_p)
+    """Validate the arguments of one sampling step (``None`` turns a rule off); every
+    keyword of :func:`process_logits` is accepted (see :func:`check_rule_options`)."""
+    check_rule_options(
+        temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, **rule
+    )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            "generator must be a torch.Generator or None, "
+            f"got {type(generator).__name__}"
         )
 
 
-def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Divide the logits by ``temperature``: T < 1 sharpens, T = 1 keeps, T > 1 flattens.
-
-    The logits are first shifted so that the largest is 0. Softmax does not change under a
-    shift, and the shift keeps a tiny T (say 1e-6) from overflowing to ``inf``.
-    ``temperature=0`` is the limit T -> 0: only the most probable token (the lowest index
-    among ties) stays, which makes sampling greedy.
-
-    >>> apply_temperature(torch.log(torch.tensor([0.5, 0.3, 0.2])), 0.5).softmax(-1)
-    tensor([0.6579, 0.2368, 0.1053])
-    """
-    check_logits(logits)
-    _check_temperature(temperature)
-    shifted = logits - logits.amax(
-        dim=-1, keepdim=True
-    )  # largest becomes 0; -inf stays -inf
-    if temperature == 0:
-        keep = torch.zeros_like(logits, dtype=torch.bool)
-        keep.scatter_(-1, greedy(logits).unsqueeze(-1), True)
-        return shifted.masked_fill(~keep, float("-inf"))
-    return shifted / temperature
-
-
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Keep the ``k`` largest logits, set the rest to ``-inf``.
-
-    ``k`` larger than the vocabulary keeps everything. Tokens tied with the k-th largest are
-    all kept, as in ``transformers``.
-
-    >>> top_k_filter(torch.tensor([1.0, 3.0, 2.0, 0.0]), 2)
-    tensor([-inf, 3., 2., -inf])
-    """
-    check_logits(logits)
-    _check_top_k(k)
-    k = min(k, logits.shape[-1])
-    kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]  # (..., 1)
-    return logits.masked_fill(logits < kth_largest, float("-inf"))
-
-
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filter: keep the smallest set of most probable tokens whose total probability
-    reaches ``p``; the token that crosses ``p`` is kept, and so is the most probable token.
-
-    With probabilities [0.5, 0.3, 0.15, 0.05]: p=0.6 keeps two tokens (0.5 < 0.6, and 0.3
-    crosses it), p=0.81 keeps three, p=1 keeps all.
-
-    >>> top_p_filter(torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])), 0.6).softmax(-1)
-    tensor([0.6250, 0.3750, 0.0000, 0.0000])
-    """
-    check_logits(logits)
-    _check_top_p(p)
-    if p == 1:
-        return logits.clone()
-    # Same operations as transformers: sort ascending, then a token is removed when the
-    # probability of all tokens *below* it (itself included) is at most 1 - p, i.e. when the
-    # tokens above it already hold at least p.
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=False)
-    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    remove_sorted = cumulative <= 1 - p
-    remove_sorted[..., -1] = False  # the most probable token always stays
-    remove = remove_sorted.scatter(-1, order, remove_sorted)
-    return logits.masked_fill(remove, float("-inf"))
-
-
-def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
-    """Keep tokens whose probability is at least ``min_p`` times the largest probability.
-
-    The cut scales with the model's confidence: a sure model keeps few tokens, an unsure one
-    keeps many. ``min_p=0`` keeps everything; the most probable token is always kept.
-
-    >>> min_p_filter(torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])), 0.5).softmax(-1)
-    tensor([0.6250, 0.3750, 0.0000, 0.0000])
-    """
-    check_logits(logits)
-    _check_min_p(min_p)
-    probs = logits.softmax(dim=-1)
-    threshold = min_p * probs.amax(dim=-1, keepdim=True)
-    return logits.masked_fill(probs < threshold, float("-inf"))
-
-
 def greedy(logits: torch.Tensor) -> torch.Tensor:
-    """The most probable token of each row: ``(..., V) -> (...)``; ties go to the lowest index.
+    """The most probable token of each row: ``(..., V) -> (...)``; ties go to the lowest
+    index.
 
-    Softmax is monotonic, so the argmax of the logits is the argmax of the probabilities:
-    greedy decoding never needs the softmax.
+    Softmax is monotonic, so the argmax of the logits is the argmax of the
+    probabilities: greedy decoding never needs the softmax.
 
     >>> greedy(torch.tensor([[0.1, 2.0, 2.0], [3.0, 0.0, 1.0]]))
     tensor([1, 0])
     """
     check_logits(logits)
     return torch.argmax(logits, dim=-1)
+
+
+def _prefix(input_ids, attention_mask, logits, vocab_size):
+    """Check the prefix and flatten it to (rows, T) like the logits."""
+    lead = logits.shape[:-1]
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(
+            f"input_ids must be a LongTensor (..., T), got {type(input_ids).__name__}"
+        )
+    if input_ids.dtype == torch.bool or input_ids.dtype.is_floating_point:
+        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
+    if input_ids.is_complex() or input_ids.dim() == 0:
+        raise TypeError("input_ids must be an integer tensor of shape (..., T)")
+    if input_ids.shape[:-1] != lead:
+        raise ValueError(
+            f"input_ids has shape {tuple(input_ids.shape)}; logits "
+            f"{tuple(logits.shape)} need (..., T) with ... = {tuple(lead)}"
+        )
+    ids = input_ids.reshape(-1, input_ids.shape[-1]).to(torch.int64)
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"input_ids holds ids outside [0, {vocab_size - 1}] (the logits' vocabulary)"
+        )
+    if attention_mask is None:
+        return ids, None
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError("attention_mask must be a tensor of 0/1 shaped like input_ids")
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+            f"{tuple(input_ids.shape)}: they must match"
+        )
+    if (
+        attention_mask.is_complex()
+        or not ((attention_mask == 0) | (attention_mask == 1)).all()
+    ):
+        raise ValueError("attention_mask must hold only 0 and 1")
+    return ids, attention_mask.reshape(ids.shape).bool()
 
 
 def process_logits(
@@ -221,39 +175,139 @@ def process_logits(
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
-    order: tuple[str, ...] | None = None,
+    typical_p: float | None = None,
+    epsilon_cutoff: float | None = None,
+    eta_cutoff: float | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+    frequency_penalty: float | None = None,
+    presence_penalty: float | None = None,
+    allowed_tokens_fn=None,
+    batch_ids=None,
+    sampler_order: str | tuple[str, ...] | None = None,
+    prompt_length: int | None = None,
+    attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The one place where a decoding rule turns logits ``(..., V)`` into the scores a
-    draw is made from: every rule of ``order`` (default :data:`RULE_ORDER`) is applied in
-    turn; removed tokens are ``-inf``. ``input_ids`` (the prefix, ``(..., T)``) is for
-    rules that depend on it. float64 logits stay float64. ``temperature=0`` keeps only
-    the greedy token.
+    """Turn logits ``(..., V)`` into the scores a draw is made from: every rule that is
+    on is applied in the order of ``sampler_order`` (a tuple of rule names, a preset
+    name of :data:`SAMPLER_PRESETS`, or ``None`` for :data:`RULE_ORDER`); removed tokens
+    are ``-inf``. float64 logits stay float64 (float16/bfloat16 become float32).
 
-    ``sample_next``, ``generate``, ``beam_search`` and the exact layer all call this, so
-    a rule cannot mean two things in two places.
+    A rule is off when its argument is ``None`` (or neutral: temperature 1,
+    repetition_penalty 1, frequency/presence 0, typical_p 1, epsilon/eta 0).
+    ``temperature=0`` keeps only the greedy token of the scores at that point.
+
+    The prefix rules read ``input_ids`` ``(..., T)``: the whole sequence so far, prompt
+    included. ``attention_mask`` (same shape, 1 = real token) hides left padding from
+    them, so a padded row is treated as its prompt alone. ``repetition_penalty`` (CTRL)
+    and ``no_repeat_ngram_size`` see every real token, as in transformers.
+    ``frequency_penalty``/``presence_penalty`` (OpenAI's definition) count every real
+    token too, unless ``prompt_length`` is given: then only ``input_ids[...,
+    prompt_length:]``, the generated tokens, as OpenAI and vLLM count them.
+    ``allowed_tokens_fn(batch_id, ids)`` follows transformers' ``prefix_allowed_tokens_fn``;
+    ``batch_ids`` (one per row, default ``0, 1, ...``) gives each row's prompt index
+    (beam search passes ``row // num_beams``).
+
+    >>> process_logits(torch.tensor([2.0, 1.0, 0.0]), temperature=0.5, top_k=2)
+    tensor([ 0., -2., -inf])
     """
     check_logits(logits)
-    check_sampling_options(temperature, top_k, top_p, min_p)
-    order = RULE_ORDER if order is None else tuple(order)
+    options = dict(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        min_p=min_p,
+        typical_p=typical_p,
+        epsilon_cutoff=epsilon_cutoff,
+        eta_cutoff=eta_cutoff,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        frequency_penalty=frequency_penalty,
+        presence_penalty=presence_penalty,
+        allowed_tokens_fn=allowed_tokens_fn,
+    )
+    check_rule_options(
+        sampler_order=sampler_order, prompt_length=prompt_length, **options
+    )
+    on = set(active_rules(**options))
+    order = [rule for rule in resolve_order(sampler_order) if rule in on]
     scores = logits if logits.dtype == torch.float64 else logits.float()
+    vocab_size = logits.shape[-1]
+    if not any(rule in _NEEDS_IDS for rule in order):
+        return _warp(scores, order, options) if order else scores.clone()
+    if input_ids is None:
+        needs = [rule for rule in order if rule in _NEEDS_IDS]
+        raise ValueError(f"{needs} depend on the prefix: pass input_ids (..., T)")
+    ids, counted = _prefix(input_ids, attention_mask, logits, vocab_size)
+    rows = scores.reshape(-1, vocab_size)
+    batch_ids = _batch_ids(batch_ids, rows.shape[0])
+    generated = counted
+    if prompt_length is not None:
+        positions = torch.arange(ids.shape[-1]) >= prompt_length
+        generated = positions.expand_as(ids) if counted is None else counted & positions
     for rule in order:
-        if rule == "temperature":
-            if temperature != 1.0:
-                scores = apply_temperature(scores, temperature)
-        elif rule == "top_k":
-            if top_k is not None:
-                scores = top_k_filter(scores, top_k)
-        elif rule == "top_p":
-            if top_p is not None:
-                scores = top_p_filter(scores, top_p)
-        elif rule == "min_p":
-            if min_p is not None:
-                scores = min_p_filter(scores, min_p)
-        else:
-            raise ValueError(
-                f"order holds an unknown rule {rule!r}; known: {RULE_ORDER}"
+        if rule == "repetition_penalty":
+            rows = repetition_penalty_scores(rows, ids, repetition_penalty, counted)
+        elif rule == "frequency_penalty":
+            rows = frequency_presence_scores(rows, ids, frequency_penalty, 0, generated)
+        elif rule == "presence_penalty":
+            rows = frequency_presence_scores(rows, ids, 0, presence_penalty, generated)
+        elif rule == "no_repeat_ngram_size":
+            rows = no_repeat_ngram_scores(rows, ids, no_repeat_ngram_size, counted)
+        elif rule == "allowed_tokens_fn":
+            rows = allowed_tokens_scores(
+                rows, ids, allowed_tokens_fn, batch_ids, counted
             )
+        else:
+            rows = _warp(rows, [rule], options)
+            continue
+        _check_after(rows, rule, options)
+    return rows.reshape(scores.shape)
+
+
+def _batch_ids(batch_ids, n_rows):
+    if batch_ids is None:
+        return list(range(n_rows))
+    if isinstance(batch_ids, torch.Tensor):
+        if batch_ids.dtype.is_floating_point or batch_ids.dtype == torch.bool:
+            raise TypeError(f"batch_ids must hold ints, got dtype {batch_ids.dtype}")
+        batch_ids = batch_ids.flatten().tolist()
+    try:
+        out = [operator.index(b) for b in batch_ids if not isinstance(b, bool)]
+    except TypeError:
+        raise TypeError("batch_ids must be a sequence of ints (one per row)") from None
+    if len(out) != len(batch_ids) or len(out) != n_rows or any(b < 0 for b in out):
+        raise ValueError(
+            f"batch_ids must hold one int >= 0 per row ({n_rows} rows), "
+            f"got {batch_ids!r}"
+        )
+    return out
+
+
+_WARPERS = {
+    "temperature": apply_temperature,
+    "top_k": top_k_filter,
+    "top_p": top_p_filter,
+    "min_p": min_p_filter,
+    "typical_p": typical_filter,
+    "epsilon_cutoff": epsilon_filter,
+    "eta_cutoff": eta_filter,
+}
+
+
+def _warp(scores, order, options):
+    for rule in order:
+        scores = _WARPERS[rule](scores, options[rule])
     return scores
+
+
+def _check_after(scores, rule, options):
+    try:
+        check_logits(scores, name="the scores")
+    except ValueError as err:
+        value = options[rule]
+        shown = getattr(value, "__name__", value)
+        raise ValueError(f"after {rule}={shown!r}, {err}") from None
 
 
 def next_token_distribution(
@@ -267,25 +321,22 @@ def next_token_distribution(
 def sample_next(
     logits: torch.Tensor,
     *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
     generator: torch.Generator | None = None,
+    input_ids: torch.Tensor | None = None,
+    **rule,
 ) -> torch.Tensor:
-    """Draw one token per row of ``logits`` ``(B, V) -> (B,)`` (or ``(V,) -> ()``).
+    """Draw one token per row of ``logits`` ``(B, V) -> (B,)`` (or ``(V,) -> ()``) from
+    :func:`next_token_distribution` (every keyword of :func:`process_logits` works).
 
-    Order: temperature -> top-k -> top-p -> min-p -> softmax -> draw. ``None`` turns a filter
-    off. ``temperature=0`` means greedy (no randomness is used). The draw is weighted by the
-    renormalised probabilities of the tokens that survive the filters.
+    ``temperature=0`` means greedy on the processed scores (no randomness is used).
+    float64 logits are drawn from in float64.
     """
     check_logits(logits)
-    check_sampling_options(temperature, top_k, top_p, min_p, generator)
-    if temperature == 0:
-        return greedy(logits)
-    probs = next_token_distribution(
-        logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p
-    )
+    check_sampling_options(generator=generator, **rule)
+    scores = process_logits(logits, input_ids, **rule)
+    if rule.get("temperature", 1.0) == 0:
+        return torch.argmax(scores, dim=-1)
+    probs = scores.softmax(dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])  # multinomial wants (rows, V)
     draws = torch.multinomial(flat, num_samples=1, generator=generator)
     return draws.reshape(probs.shape[:-1])
