@@ -1,5 +1,5 @@
-"""toygpt: a small GPT you can read end to end, and the decoding strategies that turn its
-next-word distribution into text. Every chapter of the book imports it."""
+"""toygpt: a small GPT you can read end to end, and the decoding strategies that turn
+its next-word distribution into text. Every chapter of the book imports it."""
 
 from toygpt.beam import BeamSearchResult, beam_search
 from toygpt.evaluation import DecodingReport, evaluate_decoding
@@ -34,7 +34,8 @@ _PLOTS = ("plot_heatmap",)
 
 
 def __getattr__(name):
-    # Plotting pulls in matplotlib and seaborn; import it only when a figure is asked for.
+    # Plotting pulls in matplotlib and seaborn: import it only when a figure is asked
+    # for.
     if name in _PLOTS:
         from toygpt import plots
 

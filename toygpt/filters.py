@@ -27,7 +27,7 @@ NEG_INF = float("-inf")
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Divide the logits by ``temperature``: T < 1 sharpens, T = 1 keeps, T > 1 flattens.
+    """Divide the logits by ``temperature``: T < 1 sharpens, T > 1 flattens.
 
     The logits are first shifted so that the largest is 0 (softmax does not change under
     a shift). Any finite T > 0 works: as T -> 0 only the largest logits stay finite (a
@@ -179,9 +179,10 @@ def epsilon_filter(logits: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 def eta_filter(logits: torch.Tensor, eta: float) -> torch.Tensor:
     """Eta sampling (Hewitt et al. 2022): an epsilon cut that adapts to the entropy
-    ``H`` (nats): remove tokens with probability below ``min(eta, sqrt(eta) * exp(-H))``;
-    the most probable token always stays. A flat distribution (high H) gets a low cut,
-    a peaked one the full ``eta``. ``eta=0`` keeps everything.
+    ``H`` (nats): remove tokens with probability below
+    ``min(eta, sqrt(eta) * exp(-H))``; the most probable token always stays. A flat
+    distribution (high H) gets a low cut, a peaked one the full ``eta``. ``eta=0``
+    keeps everything.
 
     With probabilities [0.5, 0.3, 0.15, 0.05] (H = 1.142) and eta=0.1 the cut is
     min(0.1, 0.316 * 0.319) = 0.1009, which removes 0.05.

@@ -148,7 +148,7 @@ def _prefix(input_ids, attention_mask, logits, vocab_size):
     ids = input_ids.reshape(-1, input_ids.shape[-1]).to(torch.int64)
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(
-            f"input_ids holds ids outside [0, {vocab_size - 1}] (the logits' vocabulary)"
+            f"input_ids holds ids outside [0, {vocab_size - 1}], the logits' vocabulary"
         )
     if attention_mask is None:
         return ids, None
@@ -204,9 +204,9 @@ def process_logits(
     ``frequency_penalty``/``presence_penalty`` (OpenAI's definition) count every real
     token too, unless ``prompt_length`` is given: then only ``input_ids[...,
     prompt_length:]``, the generated tokens, as OpenAI and vLLM count them.
-    ``allowed_tokens_fn(batch_id, ids)`` follows transformers' ``prefix_allowed_tokens_fn``;
-    ``batch_ids`` (one per row, default ``0, 1, ...``) gives each row's prompt index
-    (beam search passes ``row // num_beams``).
+    ``allowed_tokens_fn(batch_id, ids)`` follows transformers'
+    ``prefix_allowed_tokens_fn``; ``batch_ids`` (one per row, default ``0, 1, ...``)
+    gives each row's prompt index (beam search passes ``row // num_beams``).
 
     >>> process_logits(torch.tensor([2.0, 1.0, 0.0]), temperature=0.5, top_k=2)
     tensor([ 0., -2., -inf])
