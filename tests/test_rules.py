@@ -1,5 +1,6 @@
 """The newer rules (typical, epsilon, eta, penalties, allowed tokens), the order as
-data, engine presets: hand-worked examples, transformers parity, statistics, bad input."""
+data, engine presets: hand-worked examples, transformers parity, statistics, bad
+input."""
 
 import pytest
 import torch
