@@ -45,6 +45,7 @@ restricted to the rules toygpt has:
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -145,7 +146,7 @@ def _prefix(input_ids, attention_mask, logits, vocab_size):
             f"input_ids has shape {tuple(input_ids.shape)}; logits "
             f"{tuple(logits.shape)} need (..., T) with ... = {tuple(lead)}"
         )
-    ids = input_ids.reshape(-1, input_ids.shape[-1]).to(torch.int64)
+    ids = input_ids.reshape(math.prod(lead), input_ids.shape[-1]).to(torch.int64)
     if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(
             f"input_ids holds ids outside [0, {vocab_size - 1}], the logits' vocabulary"
