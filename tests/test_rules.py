@@ -443,3 +443,25 @@ def test_bad_prefix_arguments_name_themselves(kwargs, error, words):
     kwargs = {"input_ids": IDS, **kwargs}
     with pytest.raises(error, match=words):
         process_logits(torch.zeros(1, 3), **kwargs)
+
+
+def test_prompt_length_per_row_with_left_padding():
+    # Two prefixes of different lengths left-padded into one batch, each counting only
+    # its generated tokens: the same scores as each alone.
+    logits = torch.zeros(2, 4)
+    rule = dict(frequency_penalty=1.0, presence_penalty=0.5)
+    alone = [
+        process_logits(logits[:1], torch.tensor([[3, 1, 1]]), prompt_length=1, **rule),
+        process_logits(logits[:1], torch.tensor([[3, 2]]), prompt_length=1, **rule),
+    ]
+    padded = torch.tensor([[3, 1, 1], [0, 3, 2]])
+    mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
+    together = process_logits(
+        logits, padded, attention_mask=mask, prompt_length=torch.tensor([1, 2]), **rule
+    )
+    assert torch.equal(together, torch.cat(alone))
+    assert together.tolist() == [[0.0, -2.5, 0.0, 0.0], [0.0, 0.0, -1.5, 0.0]]
+    with pytest.raises(ValueError, match="prompt_length has 3 entries"):
+        process_logits(logits, padded, prompt_length=torch.tensor([1, 2, 3]), **rule)
+    with pytest.raises(TypeError, match="prompt_length"):
+        check_rule_options(prompt_length=torch.tensor([1.0]))

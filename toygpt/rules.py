@@ -296,5 +296,11 @@ def check_rule_options(**rule) -> None:
         )
     length = rule.get("prompt_length")
     if length is not None:
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(f"prompt_length must be an int >= 0, got {length!r}")
+        msg = "prompt_length must be an int >= 0 or one int >= 0 per row"
+        if isinstance(length, torch.Tensor):
+            if length.dtype.is_floating_point or length.dtype == torch.bool:
+                raise TypeError(f"{msg}, got a {length.dtype} tensor")
+            if length.dim() > 1 or (length < 0).any():
+                raise ValueError(f"{msg}, got {length.tolist()}")
+        elif isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"{msg}, got {length!r}")

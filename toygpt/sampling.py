@@ -186,7 +186,7 @@ def process_logits(
     allowed_tokens_fn=None,
     batch_ids=None,
     sampler_order: str | tuple[str, ...] | None = None,
-    prompt_length: int | None = None,
+    prompt_length: int | torch.Tensor | None = None,
     attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Turn logits ``(..., V)`` into the scores a draw is made from: every rule that is
@@ -203,8 +203,9 @@ def process_logits(
     them, so a padded row is treated as its prompt alone. ``repetition_penalty`` (CTRL)
     and ``no_repeat_ngram_size`` see every real token, as in transformers.
     ``frequency_penalty``/``presence_penalty`` (OpenAI's definition) count every real
-    token too, unless ``prompt_length`` is given: then only ``input_ids[...,
-    prompt_length:]``, the generated tokens, as OpenAI and vLLM count them.
+    token too, unless ``prompt_length`` is given: then only the columns of
+    ``input_ids`` from ``prompt_length`` on (an int, or one per row), the generated
+    tokens, as OpenAI and vLLM count them.
     ``allowed_tokens_fn(batch_id, ids)`` follows transformers'
     ``prefix_allowed_tokens_fn``; ``batch_ids`` (one per row, default ``0, 1, ...``)
     gives each row's prompt index (beam search passes ``row // num_beams``).
@@ -244,7 +245,12 @@ def process_logits(
     batch_ids = _batch_ids(batch_ids, rows.shape[0])
     generated = counted
     if prompt_length is not None:
-        positions = torch.arange(ids.shape[-1]) >= prompt_length
+        start = torch.as_tensor(prompt_length).reshape(-1, 1)
+        if start.shape[0] not in (1, ids.shape[0]):
+            raise ValueError(
+                f"prompt_length has {start.shape[0]} entries for {ids.shape[0]} rows"
+            )
+        positions = torch.arange(ids.shape[-1]) >= start
         generated = positions.expand_as(ids) if counted is None else counted & positions
     for rule in order:
         if rule == "repetition_penalty":
