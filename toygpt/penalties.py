@@ -3,11 +3,13 @@
 Each takes ``scores (B, V)`` and ``input_ids (B, T)``, the whole sequence so far, prompt
 included (what transformers' processors see in a decoder-only model), and returns new
 scores. ``counted (B, T)``, where given, marks the positions a rule may look at (False
-for left padding); ``None`` counts every position.
+for left padding); ``None`` counts every position. ``prefix_ids`` and
+``row_batch_ids`` check and flatten the prefix arguments of ``process_logits``.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -128,3 +130,62 @@ def allowed_tokens_scores(scores, input_ids, fn, batch_ids, counted=None):
                 )
         allowed[row, tokens] = True
     return scores.masked_fill(~allowed, NEG_INF)
+
+
+def prefix_ids(input_ids, attention_mask, logits, vocab_size):
+    """Check ``input_ids`` (and ``attention_mask``) against ``logits (..., V)`` and
+    flatten them to ``(rows, T)``; the mask comes back as bools (None if not given)."""
+    lead = logits.shape[:-1]
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(
+            f"input_ids must be a LongTensor (..., T), got {type(input_ids).__name__}"
+        )
+    if input_ids.dtype == torch.bool or input_ids.dtype.is_floating_point:
+        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
+    if input_ids.is_complex() or input_ids.dim() == 0:
+        raise TypeError("input_ids must be an integer tensor of shape (..., T)")
+    if input_ids.shape[:-1] != lead:
+        raise ValueError(
+            f"input_ids has shape {tuple(input_ids.shape)}; logits "
+            f"{tuple(logits.shape)} need (..., T) with ... = {tuple(lead)}"
+        )
+    ids = input_ids.reshape(math.prod(lead), input_ids.shape[-1]).to(torch.int64)
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"input_ids holds ids outside [0, {vocab_size - 1}], the logits' vocabulary"
+        )
+    if attention_mask is None:
+        return ids, None
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError("attention_mask must be a tensor of 0/1 shaped like input_ids")
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+            f"{tuple(input_ids.shape)}: they must match"
+        )
+    if (
+        attention_mask.is_complex()
+        or not ((attention_mask == 0) | (attention_mask == 1)).all()
+    ):
+        raise ValueError("attention_mask must hold only 0 and 1")
+    return ids, attention_mask.reshape(ids.shape).bool()
+
+
+def row_batch_ids(batch_ids, n_rows):
+    """Each row's prompt index as a list of ints (default 0, 1, ..., n_rows - 1)."""
+    if batch_ids is None:
+        return list(range(n_rows))
+    if isinstance(batch_ids, torch.Tensor):
+        if batch_ids.dtype.is_floating_point or batch_ids.dtype == torch.bool:
+            raise TypeError(f"batch_ids must hold ints, got dtype {batch_ids.dtype}")
+        batch_ids = batch_ids.flatten().tolist()
+    try:
+        out = [operator.index(b) for b in batch_ids if not isinstance(b, bool)]
+    except TypeError:
+        raise TypeError("batch_ids must be a sequence of ints (one per row)") from None
+    if len(out) != len(batch_ids) or len(out) != n_rows or any(b < 0 for b in out):
+        raise ValueError(
+            f"batch_ids must hold one int >= 0 per row ({n_rows} rows), "
+            f"got {batch_ids!r}"
+        )
+    return out

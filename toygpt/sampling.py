@@ -45,9 +45,6 @@ restricted to the rules toygpt has:
 
 from __future__ import annotations
 
-import math
-import operator
-
 import torch
 
 from toygpt.filters import (
@@ -63,7 +60,9 @@ from toygpt.penalties import (
     allowed_tokens_scores,
     frequency_presence_scores,
     no_repeat_ngram_scores,
+    prefix_ids,
     repetition_penalty_scores,
+    row_batch_ids,
 )
 from toygpt.rules import (
     PROCESSOR_RULES,
@@ -128,44 +127,6 @@ def greedy(logits: torch.Tensor) -> torch.Tensor:
     """
     check_logits(logits)
     return torch.argmax(logits, dim=-1)
-
-
-def _prefix(input_ids, attention_mask, logits, vocab_size):
-    """Check the prefix and flatten it to (rows, T) like the logits."""
-    lead = logits.shape[:-1]
-    if not isinstance(input_ids, torch.Tensor):
-        raise TypeError(
-            f"input_ids must be a LongTensor (..., T), got {type(input_ids).__name__}"
-        )
-    if input_ids.dtype == torch.bool or input_ids.dtype.is_floating_point:
-        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
-    if input_ids.is_complex() or input_ids.dim() == 0:
-        raise TypeError("input_ids must be an integer tensor of shape (..., T)")
-    if input_ids.shape[:-1] != lead:
-        raise ValueError(
-            f"input_ids has shape {tuple(input_ids.shape)}; logits "
-            f"{tuple(logits.shape)} need (..., T) with ... = {tuple(lead)}"
-        )
-    ids = input_ids.reshape(math.prod(lead), input_ids.shape[-1]).to(torch.int64)
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(
-            f"input_ids holds ids outside [0, {vocab_size - 1}], the logits' vocabulary"
-        )
-    if attention_mask is None:
-        return ids, None
-    if not isinstance(attention_mask, torch.Tensor):
-        raise TypeError("attention_mask must be a tensor of 0/1 shaped like input_ids")
-    if attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
-            f"{tuple(input_ids.shape)}: they must match"
-        )
-    if (
-        attention_mask.is_complex()
-        or not ((attention_mask == 0) | (attention_mask == 1)).all()
-    ):
-        raise ValueError("attention_mask must hold only 0 and 1")
-    return ids, attention_mask.reshape(ids.shape).bool()
 
 
 def process_logits(
@@ -240,9 +201,9 @@ def process_logits(
     if input_ids is None:
         needs = [rule for rule in order if rule in _NEEDS_IDS]
         raise ValueError(f"{needs} depend on the prefix: pass input_ids (..., T)")
-    ids, counted = _prefix(input_ids, attention_mask, logits, vocab_size)
+    ids, counted = prefix_ids(input_ids, attention_mask, logits, vocab_size)
     rows = scores.reshape(-1, vocab_size)
-    batch_ids = _batch_ids(batch_ids, rows.shape[0])
+    batch_ids = row_batch_ids(batch_ids, rows.shape[0])
     generated = counted
     if prompt_length is not None:
         start = torch.as_tensor(prompt_length).reshape(-1, 1)
@@ -270,25 +231,6 @@ def process_logits(
             continue
         _check_after(rows, rule, options)
     return rows.reshape(scores.shape)
-
-
-def _batch_ids(batch_ids, n_rows):
-    if batch_ids is None:
-        return list(range(n_rows))
-    if isinstance(batch_ids, torch.Tensor):
-        if batch_ids.dtype.is_floating_point or batch_ids.dtype == torch.bool:
-            raise TypeError(f"batch_ids must hold ints, got dtype {batch_ids.dtype}")
-        batch_ids = batch_ids.flatten().tolist()
-    try:
-        out = [operator.index(b) for b in batch_ids if not isinstance(b, bool)]
-    except TypeError:
-        raise TypeError("batch_ids must be a sequence of ints (one per row)") from None
-    if len(out) != len(batch_ids) or len(out) != n_rows or any(b < 0 for b in out):
-        raise ValueError(
-            f"batch_ids must hold one int >= 0 per row ({n_rows} rows), "
-            f"got {batch_ids!r}"
-        )
-    return out
 
 
 _WARPERS = {
