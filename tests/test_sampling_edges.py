@@ -271,3 +271,36 @@ def test_huge_temperature_is_uniform(values, t):
     logits = torch.tensor(values, dtype=torch.float64)
     probs = next_token_distribution(logits, temperature=t)
     assert torch.allclose(probs, torch.full_like(probs, 1 / len(values)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ids=st.lists(st.integers(0, 3), min_size=0, max_size=10),
+    pads=st.integers(0, 4),
+    n=st.integers(1, 4),
+    penalty=st.floats(0.2, 5.0),
+    freq=st.floats(-2, 2),
+    pres=st.floats(-2, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_left_padding_with_a_mask_changes_nothing(
+    ids, pads, n, penalty, freq, pres, seed
+):
+    logits = torch.randn(1, 6, generator=torch.Generator().manual_seed(seed))
+    rule = dict(
+        repetition_penalty=penalty,
+        frequency_penalty=freq,
+        presence_penalty=pres,
+        no_repeat_ngram_size=n,
+    )
+    alone = torch.tensor([ids], dtype=torch.long).reshape(1, len(ids))
+    padded = torch.cat([torch.full((1, pads), 5), alone], dim=1)
+    mask = torch.cat([torch.zeros(1, pads), torch.ones(1, len(ids))], dim=1)
+    try:
+        a = process_logits(logits, alone, **rule)
+    except ValueError:  # every token banned: the padded row must refuse too
+        with pytest.raises(ValueError):
+            process_logits(logits, padded, attention_mask=mask, **rule)
+        return
+    b = process_logits(logits, padded, attention_mask=mask, **rule)
+    assert torch.equal(a, b)
