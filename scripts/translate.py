@@ -100,7 +100,8 @@ def load_entries(root: Path, name: str) -> list[Entry] | None:
 def korean_badges(name: str) -> str:
     source = nbtool.badge_source(name)
     old, new = f"notebooks/{name}", f"ko/notebooks/{name}"
-    assert source.count(old) == 2, "badge_source changed shape: update korean_badges"
+    if source.count(old) != 2:
+        raise RuntimeError("notebooks.badge_source changed shape: update korean_badges")
     return (
         source.replace(old, new)
         .replace("[![Open In Colab]", "[![Colab에서 열기]")
@@ -111,7 +112,8 @@ def korean_badges(name: str) -> str:
 def korean_setup() -> str:
     source = nbtool.setup_source()
     old = 'sys.path.insert(0, "..")  # a plain checkout, running from notebooks/'
-    assert old in source, "setup_source changed shape: update korean_setup"
+    if old not in source:
+        raise RuntimeError("notebooks.setup_source changed shape: update korean_setup")
     return source.replace(
         old,
         'sys.path.insert(0, "../..")  # a plain checkout, running from ko/notebooks/',
