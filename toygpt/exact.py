@@ -1,12 +1,13 @@
 """Exact laws of decoding: every sentence's probability under a model and a rule.
 
-The toy language has finitely many sentences (3,867 after ``<s>``), so what ``generate``
-does with a decoding rule can be computed instead of sampled. The sentences that start with
-a prompt form a tree of prefixes; the model's logits are computed once at every inner node
-(one KV-cached step per node, depth by depth); a rule turns each node's logits into the
-next-token distribution with :func:`toygpt.sampling.next_token_distribution`, the very
-function ``sample_next`` draws from; a sentence's probability is the product of its
-tokens' probabilities along its path.
+The toy language has finitely many sentences (3,867 after ``<s>``), so what
+``generate`` does with a decoding rule can be computed instead of sampled. The sentences
+that start with a prompt form a tree of prefixes; the model's logits are computed once
+at every inner node (one KV-cached step per node, depth by depth); a rule turns each
+node's logits into the next-token distribution with
+:func:`toygpt.sampling.next_token_distribution`, the very function ``sample_next`` draws
+from; a sentence's probability is the product of its tokens' probabilities along its
+path.
 
 >>> import torch
 >>> from toygpt import ToyLanguage
@@ -16,7 +17,8 @@ tokens' probabilities along its path.
 >>> d.top(1)[0][0], round(d.coverage, 4)
 ('<s> the dog is happy </s>', 0.0544)
 
-:func:`exact_mode` finds the model's most probable finished sequence by best-first search.
+:func:`exact_mode` finds the model's most probable finished sequence by best-first
+search.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ class SentenceTree:
     @torch.inference_mode()
     def _run(self, model, prompt: torch.Tensor) -> torch.Tensor:
         """The model's logits at every inner node, float64 ``(inner nodes, V)``."""
-        C, out, start = model.context_length, [], 0
+        C, out, start, prev = model.context_length, [], 0, 0
         cache = model.new_kv_cache() if isinstance(model, GPTModel) else None
         with eval_mode(model):
             for d, ids in enumerate(self.prefixes):
@@ -196,7 +198,9 @@ class SentenceTree:
         start = self._depth_sizes[0]
         for n in self._depth_sizes[1:]:
             end = start + n
-            reach[start:end] = reach[self._parent[start:end]] * step[start - 1 : end - 1]
+            reach[start:end] = (
+                reach[self._parent[start:end]] * step[start - 1 : end - 1]
+            )
             start = end
         parent = self._sentence_parent
         probs = reach[parent] * dist[parent, self.lang.eos_id]

@@ -1,10 +1,11 @@
 """The exact law of a decoding rule over the toy language's sentences, and its metrics.
 
-A :class:`SentenceDistribution` is what :meth:`toygpt.SentenceTree.distribution` returns:
-for every sentence of the language that starts with the prompt, the exact probability that
-``generate`` writes it (``probs``) beside the language's own probability (``truth``). The
-rest of the mass, ``other``, is output the language cannot produce. Every metric below is
-a finite sum over those sentences, so it is exact: no sampling error.
+A :class:`SentenceDistribution` is what :meth:`toygpt.SentenceTree.distribution`
+returns: for every sentence of the language that starts with the prompt, the exact
+probability that ``generate`` writes it (``probs``) beside the language's own
+probability (``truth``). The rest of the mass, ``other``, is output the language cannot
+produce. Every metric below is a finite sum over those sentences, so it is exact: no
+sampling error.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ class SentenceDistribution:
     Attributes:
         sentences: every sentence ``<s> ... </s>`` of the language that starts with the
             prompt (prompt included), as lists of ids.
-        probs: float64 ``(N,)``: P(``generate`` with this rule writes ``sentences[i]``).
-        truth: float64 ``(N,)``: the language's probability of ``sentences[i]`` given the
-            prompt (it sums to 1).
-        other: the rest, ``1 - probs.sum()``: output the language cannot produce (a word
-            the grammar does not allow there, or no ``</s>`` in time). Computed as the sum
-            of the escaping mass (below), so it is exactly 0 when nothing escapes.
+        probs: float64 ``(N,)``: P(``generate`` with this rule writes
+            ``sentences[i]``).
+        truth: float64 ``(N,)``: the language's probability of ``sentences[i]`` given
+            the prompt (it sums to 1).
+        other: the rest, ``1 - probs.sum()``: output the language cannot produce (a
+            word the grammar does not allow there, or no ``</s>`` in time). Computed as
+            the sum of the escaping mass (below), so it is exactly 0 when nothing
+            escapes.
         new_tokens: int64 ``(N,)``: tokens after the prompt, ``</s>`` included.
         escape_mass: float64 ``(E,)``: every way to leave the grammar, one per (prefix,
             ungrammatical next token) with probability > 0: its probability.
@@ -58,7 +61,8 @@ class SentenceDistribution:
 
     @property
     def grammatical_mass(self) -> float:
-        """The probability that the output is a sentence of the language: ``1 - other``."""
+        """The probability that the output is a sentence of the language:
+        ``1 - other``."""
         return float(self.probs.sum())
 
     @property
