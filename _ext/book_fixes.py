@@ -1,18 +1,22 @@
 """Small Sphinx extension for the web book (enabled in _config.yml).
 
-* The chapters' "Open in Colab" and "launch binder" badges point at images on Google's and
-  Binder's servers, which is right inside Colab, Jupyter and GitHub. On the web book the
-  same badges are served from the book itself, so pages load no third-party images.
+* The chapters' "Open in Colab" and "launch binder" badges point at images on Google's
+  and Binder's servers, which is right inside Colab, Jupyter and GitHub. On the web book
+  the same badges are served from the book itself, so pages load no third-party images.
 * jupyter-book 1.0.4 with Sphinx 7.4 puts sphinx-thebe's inline configuration script on
   every page twice; the second copy makes browsers report "Identifier 'THEBE_JS_URL' has
   already been declared". Only the first copy is kept.
+* A small style sheet (static/book.css) sets code at a size where 88 columns fit the
+  column at 1280 px, wraps long output lines, and keeps wide things from widening the
+  page on a phone.
 * MathJax is served from the book itself (``mathjax_path: mathjax/tex-chtml.js`` in
-  _config.yml), so formulas typeset with no network. The files come from the PyPI package
-  ``sphinx-mathjax-offline`` (MathJax 3, installed by the ``dev`` extra); only what the
-  ``tex-chtml`` component loads is copied into ``_static/mathjax`` (about 3 MB).
+  _config.yml), so formulas typeset with no network. The files come from the PyPI
+  package ``sphinx-mathjax-offline`` (MathJax 3, installed by the ``dev`` extra); only
+  what the ``tex-chtml`` component loads is copied into ``_static/mathjax``.
 """
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
@@ -31,7 +35,9 @@ MATHJAX_FILES = [
 ]
 
 BADGES = {
-    "https://colab.research.google.com/assets/colab-badge.svg": "badges/colab-badge.svg",
+    "https://colab.research.google.com/assets/colab-badge.svg": (
+        "badges/colab-badge.svg"
+    ),
     "https://mybinder.org/badge_logo.svg": "badges/binder-badge.svg",
 }
 
@@ -106,7 +112,22 @@ def _copy_mathjax(app, exception):
             shutil.copy2(source / name, target / name)
 
 
+# matplotlib's animation player (toygpt.widgets.web_slider) links Font Awesome 4 from
+# a CDN for its button icons; the theme ships Font Awesome itself: the link is dropped.
+CDN_STYLESHEET = re.compile(
+    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/[^"]*">\s*'
+)
+
+
+def _drop_cdn_stylesheets(app, pagename, templatename, context, doctree):
+    body = context.get("body")
+    if body:
+        context["body"] = CDN_STYLESHEET.sub("", body)
+
+
 def setup(app):
+    app.add_css_file("book.css")
+    app.connect("html-page-context", _drop_cdn_stylesheets)
     app.connect("config-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
     app.connect("config-inited", _add_static)
