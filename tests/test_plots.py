@@ -133,7 +133,7 @@ ATTN = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
             "token has NaN",
         ),
         # rows that do not sum to one where a distribution is expected
-        (lambda: plots.plot_top_p_cut(HALF4, 0.5), "must sum to 1"),
+        (lambda: plots.plot_top_p_cut(P4 * 1.5, 0.5), "sums to more than 1"),
         (lambda: plots.plot_attention(ATTN * 0.5, ["a", "b"]), "must sum to 1"),
         (lambda: plot_heatmap(torch.tensor([0.6, 0.6])), "sums to more than 1"),
         # selected_idx out of range or not an index
@@ -158,5 +158,6 @@ def test_plots_accept_what_is_allowed():
     ax = plot_heatmap(HALF4, selected_idx=torch.tensor(0), vmin=0.0, vmax=1.0)
     assert ax.collections[0].get_clim() == (0.0, 1.0)
     assert plots.plot_top_p_cut(P4.double(), 0.6).get_title().endswith("2 tokens")
+    assert plots.plot_top_p_cut(HALF4, 0.3).get_title().endswith("2 tokens")
     fig = plots.plot_embeddings(torch.ones(2, 3), -torch.ones(2, 3), limit=4.0)
     assert fig.axes[0].collections[0].get_clim() == (-4.0, 4.0)

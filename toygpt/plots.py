@@ -394,7 +394,8 @@ def plot_top_p_cut(
     q = _to_numpy(probs)
     if q.ndim != 1:
         raise ValueError(f"probs must have shape (V,), got {q.shape}")
-    _check_probs(q, "probs", rows_sum_to_one=True)
+    # the top words of a distribution may leave out a tail (sum < 1), never exceed 1
+    _check_probs(q, "probs", rows_sum_to_one=False)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
         raise ValueError(f"p must be a number in (0, 1], got {p!r}")
     labels = np.array(_labels_for(len(q), labels))
