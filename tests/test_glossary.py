@@ -2,11 +2,11 @@
 
 Normalisation, so that one entry covers the forms a chapter writes: case is ignored,
 inline code marks and surrounding punctuation are dropped, and a plural matches its
-singular (``logits`` -> ``logit``, ``hypotheses`` -> ``hypothesis``). An entry's English
-cell may list several forms, separated by `` / `` or given in parentheses, e.g.
-``context length (context window)``; each counts. Bold that is not a term is skipped (see
-``is_term``: lead-in labels, numbers and formulas, phrases of more than four words);
-other emphasis is written in italics in the chapters."""
+singular (``logits`` -> ``logit``, ``hypotheses`` -> ``hypothesis``). An entry's
+English cell may list several forms, separated by `` / `` or in parentheses, e.g.
+``context length (context window)``; each counts. A leading article is dropped. Bold
+that is not a term is skipped (see ``is_term``: lead-in labels, numbers and formulas,
+phrases of more than four words); other emphasis is written in italics."""
 
 import json
 import re
