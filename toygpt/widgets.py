@@ -1,7 +1,7 @@
 """Sliders for the chapters (ipywidgets; Jupyter, Colab and Binder run them), and
 :func:`web_slider`, a slider over pre-drawn frames that also works on the web page.
 
-Each explorer redraws a figure from :mod:`toygpt.plots` when a slider moves. Chapters
+Each explorer redraws a figure from :mod:`toygpt.plots` when a slider moves. The chapters
 always draw the same figure once with default values before calling one of these, so the
 web book (which has no kernel) still shows it.
 
@@ -48,36 +48,6 @@ def _entropy(logits: torch.Tensor) -> float:
     return float(-(p[p > 0] * p[p > 0].log()).sum())
 
 
-def _explorer(draw, **sliders):
-    """Show ``sliders`` above one figure that ``draw(**values)`` returns; redraw it when
-    a slider moves. Returns the ``VBox`` (displayed already: end the cell with ``;``).
-
-    The figure goes into an ``Output`` widget's ``outputs`` directly. ``interact`` (and
-    ``with output:``) capture output instead: the kernel then sends the Output widget's
-    ``msg_id`` back and forth, and nbclient/nbval keep a stack of output hooks from
-    those messages (``remove_output_hook`` asserts that they pair up). Executing a
-    chapter ended once here with a bare ``AssertionError`` from nbclient and a process
-    that did not exit; with no capture there are no such messages to race.
-    """
-    w = _ipywidgets()
-    from IPython.display import display
-
-    out = w.Output()
-
-    def update(change=None):
-        fig = draw(**{name: s.value for name, s in sliders.items()})
-        out.outputs = ()
-        out.append_display_data(fig)
-        plt.close(fig)
-
-    for slider in sliders.values():
-        slider.observe(update, names="value")
-    box = w.VBox([*sliders.values(), out])
-    update()
-    display(box)
-    return box
-
-
 def explore_temperature(logits, labels, *, start: float = 1.0):
     """A slider for T: the distribution after ``logits / T`` and its entropy."""
     w = _ipywidgets()
@@ -85,19 +55,18 @@ def explore_temperature(logits, labels, *, start: float = 1.0):
 
     def show(temperature):
         scaled = apply_temperature(logits, temperature)
-        ax = plots.plot_heatmap(
+        plots.plot_heatmap(
             scaled.softmax(-1),
             labels,
             selected_idx=int(scaled.argmax()),
             title=f"T = {temperature:.2f}: entropy {_entropy(scaled):.2f} nats",
-            vmax=1.0,
         )
-        return ax.figure
+        plt.show()
 
     slider = w.FloatSlider(
         value=start, min=0.05, max=3.0, step=0.05, description="temperature"
     )
-    return _explorer(show, temperature=slider)
+    return w.interact(show, temperature=slider)
 
 
 def explore_top_k(logits, labels, *, start: int = 3):
@@ -106,18 +75,18 @@ def explore_top_k(logits, labels, *, start: int = 3):
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
     def show(k):
-        ax = plots.plot_filter(
+        plots.plot_filter(
             logits, top_k_filter(logits, k), labels, title=f"top-k, k = {k}"
         )
-        return ax.figure
+        plt.show()
 
-    k = w.IntSlider(value=start, min=1, max=logits.numel(), description="k")
-    return _explorer(show, k=k)
+    return w.interact(
+        show, k=w.IntSlider(value=start, min=1, max=logits.numel(), description="k")
+    )
 
 
 def explore_top_p(logits, labels, *, start: float = 0.9):
-    """A slider for p: the cumulative sum with the cut, and the kept tokens
-    renormalised."""
+    """A slider for p: the cumulative sum with the cut, and the kept tokens renormalised."""
     w = _ipywidgets()
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
@@ -131,26 +100,31 @@ def explore_top_p(logits, labels, *, start: float = 0.9):
             ax=right,
             title="after renormalising",
         )
-        return fig
+        plt.show()
 
-    p = w.FloatSlider(value=start, min=0.05, max=1.0, step=0.01, description="p")
-    return _explorer(show, p=p)
+    return w.interact(
+        show,
+        p=w.FloatSlider(value=start, min=0.05, max=1.0, step=0.01, description="p"),
+    )
 
 
 def explore_min_p(logits, labels, *, start: float = 0.1):
-    """A slider for min-p: tokens kept when the cut is a fraction of the top
-    probability."""
+    """A slider for min-p: tokens kept when the cut is a fraction of the top probability."""
     w = _ipywidgets()
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
     def show(min_p):
-        ax = plots.plot_filter(
+        plots.plot_filter(
             logits, min_p_filter(logits, min_p), labels, title=f"min-p = {min_p:.2f}"
         )
-        return ax.figure
+        plt.show()
 
-    min_p = w.FloatSlider(value=start, min=0.0, max=1.0, step=0.01, description="min_p")
-    return _explorer(show, min_p=min_p)
+    return w.interact(
+        show,
+        min_p=w.FloatSlider(
+            value=start, min=0.0, max=1.0, step=0.01, description="min_p"
+        ),
+    )
 
 
 def explore_beams(
@@ -175,15 +149,15 @@ def explore_beams(
             eos_token_id=eos_token_id,
         )
         best = " ".join(labels[t] for t in result.sequences[0].tolist())
-        ax = plots.plot_beam_tree(
+        plots.plot_beam_tree(
             result,
             labels,
             show_pruned=num_beams <= 3,
             title=f"{num_beams} beams, length penalty {length_penalty:g}: {best}",
         )
-        return ax.figure
+        plt.show()
 
-    return _explorer(
+    return w.interact(
         show,
         num_beams=w.IntSlider(value=start, min=1, max=6, description="beams"),
         length_penalty=w.FloatSlider(
@@ -220,8 +194,7 @@ def _mappables(ax):
 
 
 def _small_png(match) -> str:
-    """One frame re-encoded as an optimised 256-colour PNG (figures have few
-    colours)."""
+    """One frame re-encoded as an optimised 256-colour PNG (figures have few colours)."""
     from PIL import Image
 
     data = base64.b64decode(re.sub(r"[\\\s]", "", match.group(1)))
