@@ -67,6 +67,7 @@ def browser():
 def open_page(browser, server, page_name, viewport):
     """A loaded page (MathJax done), and every request and failure it made."""
     page = browser.new_page(viewport=viewport)
+    page.set_default_timeout(120_000)  # a loaded 2-core CI machine is slow
     log = {"requests": [], "failed": [], "bad_status": [], "errors": []}
     page.on("pageerror", lambda e: log["errors"].append(str(e)))
     page.on("request", lambda r: log["requests"].append(r.url))
