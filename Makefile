@@ -2,26 +2,37 @@
 #              edition, ko/, into _build/html/ko/)
 # make test  - set up .venv, then lint, unit tests, strict nbval (twice), book build with
 #              warnings as errors, and the built book in headless Chromium
-# make lab   - set up .venv and open JupyterLab on the chapters
+# make lab   - set up .venv-lab (what a reader's kernel needs, no dev tools) and open
+#              JupyterLab on the chapters; extra server flags: make lab LAB_ARGS=--allow-root
 # make ko    - regenerate the Korean chapters ko/notebooks/ (and ko/_toc.yml) from the
 #              English ones plus ko/translations/
 # make translations - mark new/changed English text in ko/translations/ and print what
 #              to (re)translate
 #
-# TORCH picks the torch requirement installed first (CI uses the CPU build on disk:
-# `make test TORCH=torch==2.13.0`); readers get whatever `torch` resolves to for them.
+# TORCH picks the torch requirement installed first, TORCH_INDEX where pip takes it from.
+# A plain `torch` on Linux is the CUDA build (about 3 GB of wheels); the chapters need
+# only the CPU build (about 200 MB):
+#     make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# CI uses the CPU build on its disk: `make test TORCH=torch==2.13.0`.
 
 PYTHON ?= python3
 TORCH ?= torch>=2.1
+TORCH_INDEX ?=
+LAB_ARGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LAB_VENV := .venv-lab
+LAB_STAMP := $(LAB_VENV)/.installed
+PIP_TORCH = pip install "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 
 .PHONY: book test lab lint unit nbval build browser notebooks sync clean ko translations
 
+# the authors' environment: the package, Jupyter, and the dev extra (jupyter-book,
+# nbval, ruff, transformers, playwright, ...)
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install "$(TORCH)"
+	$(BIN)/$(PIP_TORCH)
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install -e ".[dev]"
 	touch $(STAMP)
@@ -30,6 +41,14 @@ $(STAMP): requirements.txt pyproject.toml
 # and copied to _build/html/ko/, where the language switch expects it.
 KO_BUILD := _build/ko
 KO_COPY = rm -rf _build/html/ko && cp -r $(KO_BUILD)/_build/html _build/html/ko
+
+# a reader's environment, in its own folder so that `make test` after `make lab` still
+# gets the dev tools (and `make lab` after `make test` installs nothing it does not need)
+$(LAB_STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/$(PIP_TORCH)
+	$(LAB_VENV)/bin/pip install -r requirements.txt
+	touch $(LAB_STAMP)
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all
@@ -60,10 +79,13 @@ build: $(STAMP)
 browser: $(STAMP)
 	$(BIN)/pytest tests/browser
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+lab: $(LAB_STAMP)
+	@echo "Opening JupyterLab on notebooks/ (stop it with Ctrl-C). As root, add"
+	@echo "LAB_ARGS=--allow-root; on a server, LAB_ARGS='--no-browser --ip=0.0.0.0'."
+	$(LAB_VENV)/bin/jupyter lab notebooks/ $(LAB_ARGS)
 
-# for authors: write badges + setup cells, then execute chapters in place (NB=notebooks/03_x.ipynb for one)
+# for authors: write badges + setup cells (after editing _config.yml's repository.url),
+# then execute chapters in place (NB=notebooks/03_x.ipynb for one)
 sync: $(STAMP)
 	$(BIN)/python scripts/notebooks.py sync
 

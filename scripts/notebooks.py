@@ -1,8 +1,8 @@
 """Maintain the chapters: derive their launch badges and setup cell, and execute them.
 
-    python scripts/notebooks.py sync               # write badges + setup cell into every chapter
-    python scripts/notebooks.py check              # exit 1 if a chapter is out of sync
-    python scripts/notebooks.py execute [NB ...]   # run chapters top to bottom in a fresh kernel, in place
+    python scripts/notebooks.py sync             # badges + setup cell into every chapter
+    python scripts/notebooks.py check            # exit 1 if a chapter is out of sync
+    python scripts/notebooks.py execute [NB ..]  # run chapters in a fresh kernel, in place
 
 The repository's address lives in one place, ``_config.yml`` (``repository.url`` and
 ``branch``); the badges and the Colab install line are derived from it here.
@@ -38,27 +38,61 @@ def repository() -> tuple[str, str]:
 def badge_source(name: str) -> str:
     url, branch = repository()
     owner_repo = url.removeprefix("https://github.com/")
-    colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{name}"
-    binder = f"https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/notebooks/{name}"
+    colab = (
+        "https://colab.research.google.com/github/"
+        f"{owner_repo}/blob/{branch}/notebooks/{name}"
+    )
+    binder = (
+        f"https://mybinder.org/v2/gh/{owner_repo}/{branch}"
+        f"?urlpath=lab/tree/notebooks/{name}"
+    )
     return (
-        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n"
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"({colab})\n"
         f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder})"
     )
 
 
-def setup_source() -> str:
-    url, branch = repository()
-    return (
-        "# Setup: make `toygpt` importable in Colab (installed from GitHub), Binder or a local checkout.\n"
-        "import importlib.util\n"
-        "import sys\n"
-        "\n"
-        'if importlib.util.find_spec("toygpt") is None:\n'
-        '    if "google.colab" in sys.modules:\n'
-        f'        %pip install -q "git+{url}.git@{branch}"\n'
-        "    else:\n"
-        '        sys.path.insert(0, "..")  # a plain checkout, running from notebooks/'
+SETUP_TEMPLATE = """\
+# Setup: make `toygpt` importable. Colab installs it from GitHub; Binder and a local
+# checkout (`make lab`, or `pip install -e .`) already have it.
+import importlib
+import importlib.util
+import subprocess
+import sys
+
+
+class SetupError(RuntimeError):
+    def _render_traceback_(self):  # Jupyter shows this one line, not a traceback
+        return [f"SetupError: {{self}}"]
+
+
+if importlib.util.find_spec("toygpt") is None:
+    repo = "{url}"
+    source = f"git+{{repo}}.git@{branch}"
+    instead = (
+        f"instead, clone {{repo}}, run `pip install -e .` in it and open this "
+        "chapter from its notebooks/ folder (or upload its toygpt/ folder beside it)"
     )
+    if "google.colab" in sys.modules:
+        pip = [sys.executable, "-m", "pip", "install", "-q", source]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no message"])[-1][:160]
+            raise SetupError(f"pip could not install {{source}} ({{why}}); {{instead}}")
+    else:
+        sys.path.insert(0, "..")  # a plain checkout, running from notebooks/
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("toygpt") is None:
+        raise SetupError(f"toygpt is not installed here; {{instead}}")"""
+
+
+def setup_source(url: str | None = None, branch: str | None = None) -> str:
+    """The hidden first code cell. If toygpt cannot be made importable, it stops with
+    one line saying what to do instead (pip's return code is checked: no ``%pip``, which
+    "succeeds" whatever happens). ``url``/``branch`` default to _config.yml's."""
+    config_url, config_branch = repository()
+    return SETUP_TEMPLATE.format(url=url or config_url, branch=branch or config_branch)
 
 
 def _find(nb, tag):
@@ -73,7 +107,8 @@ def _find(nb, tag):
 
 
 def synced(nb, name: str):
-    """The notebook with its badge cell (after the title) and setup cell (after the badges)."""
+    """The notebook with its badge cell (after the title) and setup cell (after the
+    badges)."""
     badges = _unchanged_or(
         nb,
         nbformat.v4.new_markdown_cell(
@@ -93,8 +128,8 @@ def synced(nb, name: str):
 
 
 def _unchanged_or(nb, fresh):
-    """The notebook's cell with ``fresh``'s tag if its source is the same (so it keeps its
-    execution count and outputs), otherwise ``fresh``."""
+    """The notebook's cell with ``fresh``'s tag if its source is the same (so it keeps
+    its execution count and outputs), otherwise ``fresh``."""
     i = _find(nb, fresh.metadata["tags"][-1])
     return (
         nb.cells[i] if i is not None and nb.cells[i].source == fresh.source else fresh
@@ -102,7 +137,8 @@ def _unchanged_or(nb, fresh):
 
 
 def _split_title(cell):
-    """The first cell's heading line alone (the badges go right under it), and the rest."""
+    """The first cell's heading line alone (the badges go right under it), and the
+    rest."""
     lines = cell.source.splitlines()
     if cell.cell_type != "markdown" or len(lines) <= 1:
         return cell, []
@@ -168,12 +204,11 @@ def execute(names) -> int:
             client.execute()
         except Exception as error:  # report and go on with the other chapters
             failures += 1
-            print(
-                f"FAILED {path.name}: {str(error).splitlines()[-1] if str(error) else error!r}"
-            )
+            last = str(error).splitlines()[-1] if str(error) else repr(error)
+            print(f"FAILED {path.name}: {last}")
             continue
-        # Saved widget state would make the web book draw sliders that cannot move (no kernel);
-        # the static figure before each slider is what the web shows.
+        # Saved widget state would make the web book draw sliders that cannot move (no
+        # kernel); the static figure before each slider is what the web shows.
         nb.metadata.pop("widgets", None)
         nbformat.write(nb, path)
         print(f"executed {path.name} in {time.perf_counter() - start:.1f} s")

@@ -1,10 +1,13 @@
 """The chapters' hygiene, checked statically (strict nbval executes them separately)."""
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +128,7 @@ def test_chapter_hygiene(path):
         "exercise solutions hidden behind a toggle"
     )
     for c in code[1:]:
-        # Colab fetches only the notebook: everything else must come from the installed package
+        # Colab fetches only the notebook: the rest must come from the installed package
         assert not re.search(
             r"\.\./|\bnotebooks/|\bbook/|\bbenchmarks/", "".join(c["source"])
         ), "a repository path"
@@ -136,3 +139,96 @@ def test_chapter_hygiene(path):
             assert re.search(
                 r"interact|widgets|perf_counter|time\(|tqdm|train\(", src
             ), src[:200]
+
+
+# ---- the hidden setup cell (scripts/notebooks.py derives it from _config.yml) -------
+
+
+def run_setup_cell(cwd, *, colab: bool, url: str | None = None):
+    """Run the setup cell's code in a fresh Python without site-packages (so toygpt is
+    not installed), as Colab (a `google.colab` module) or a plain Jupyter would. Returns
+    (returncode, the one line Jupyter would show, stdout)."""
+    program = (
+        "import sys, types\n"
+        + ("sys.modules['google.colab'] = types.ModuleType('google.colab')\n" * colab)
+        + "try:\n"
+        + "    exec(compile(sys.stdin.read(), 'setup-cell', 'exec'), {})\n"
+        + "except Exception as error:\n"
+        + "    print('\\n'.join(error._render_traceback_()))\n"
+        + "    raise SystemExit(3)\n"
+        + "import importlib.util\n"
+        + "print('found', importlib.util.find_spec('toygpt').origin)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", program],
+        input=nbtool.setup_source(url=url),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    return done.returncode, done.stdout.strip()
+
+
+def test_setup_cell_is_plain_python_at_88_columns():
+    source = nbtool.setup_source()
+    compile(source, "setup-cell", "exec")  # no IPython magics such as %pip
+    assert max(map(len, source.splitlines())) <= 88
+    url, branch = nbtool.repository()
+    assert f'repo = "{url}"' in source and f".git@{branch}" in source
+
+
+def test_setup_cell_finds_toygpt_in_a_checkout():
+    code, out = run_setup_cell(ROOT / "notebooks", colab=False)
+    assert code == 0, out
+    assert out.startswith("found ")
+    assert Path(out.removeprefix("found ")).resolve() == ROOT / "toygpt" / "__init__.py"
+
+
+def test_setup_cell_stops_with_one_line_outside_a_checkout(tmp_path):
+    (tmp_path / "somewhere").mkdir()
+    code, out = run_setup_cell(tmp_path / "somewhere", colab=False)
+    assert code == 3
+    assert len(out.splitlines()) == 1, out
+    assert out.startswith("SetupError: toygpt is not installed here")
+    assert "pip install -e ." in out
+
+
+def test_setup_cell_stops_with_one_line_when_pip_fails(tmp_path):
+    # a repository that does not exist: pip's git clone fails at once, offline too
+    missing = (tmp_path / "no-such-repository").as_uri()
+    code, out = run_setup_cell(tmp_path, colab=True, url=missing)
+    assert code == 3
+    assert len(out.splitlines()) == 1, out
+    assert out.startswith(f"SetupError: pip could not install git+{missing}.git@")
+    assert f"clone {missing}, run `pip install -e .`" in out
+
+
+def test_sync_derives_badges_and_setup_from_the_repository_url(monkeypatch):
+    monkeypatch.setattr(
+        nbtool, "repository", lambda: ("https://github.com/someone/else", "pages")
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# 1. A chapter\n\nWhat you will learn."),
+            nbformat.v4.new_code_cell("print(1)"),
+        ]
+    )
+    nb = nbtool.synced(nb, "01_a.ipynb")
+    badges, setup = nb.cells[1].source, nb.cells[2].source
+    assert nb.cells[0].source == "# 1. A chapter"
+    assert (
+        "colab.research.google.com/github/someone/else/blob/pages/notebooks/01_a.ipynb"
+        in badges
+    )
+    assert (
+        "mybinder.org/v2/gh/someone/else/pages?urlpath=lab/tree/notebooks/01_a.ipynb"
+        in badges
+    )
+    assert 'repo = "https://github.com/someone/else"' in setup
+    assert '.git@pages"' in setup
+    assert {"remove-cell", nbtool.SETUP_TAG} <= set(nb.cells[2].metadata["tags"])
+    assert [c.source for c in nb.cells[3:]] == ["What you will learn.", "print(1)"]
+    # syncing again changes nothing
+    assert nbformat.writes(nbtool.synced(nb, "01_a.ipynb")) == nbformat.writes(nb)

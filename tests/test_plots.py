@@ -82,8 +82,8 @@ def test_beam_tree():
     "call, words",
     [
         (lambda: plot_heatmap(torch.rand(2, 3, 4)), "probs"),
-        (lambda: plot_heatmap(torch.rand(4), ["a"]), "labels"),
-        (lambda: plot_heatmap(torch.rand(4), selected_idx=7), "selected_idx"),
+        (lambda: plot_heatmap(torch.full((4,), 0.25), ["a"]), "labels"),
+        (lambda: plot_heatmap(torch.full((4,), 0.25), selected_idx=7), "selected_idx"),
         (
             lambda: plots.plot_attention(torch.rand(2, 2, 3, 3), ["a", "b", "c"]),
             "weights",
@@ -94,3 +94,70 @@ def test_beam_tree():
 def test_bad_input(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+P4 = torch.tensor([0.5, 0.3, 0.15, 0.05])
+NAN4 = torch.tensor([0.5, float("nan"), 0.25, 0.25])
+NEG4 = torch.tensor([0.7, -0.1, 0.2, 0.2])
+HALF4 = torch.tensor([0.2, 0.1, 0.1, 0.1])  # sums to 0.5: part of a distribution
+ATTN = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        # labels of the wrong length, in every figure that takes them
+        (lambda: plot_heatmap(P4, ["a", "b", "c"]), "labels has 3 entries"),
+        (lambda: plot_heatmap(P4[None], row_labels=["x", "y"]), "row_labels"),
+        (lambda: plots.plot_top_p_cut(P4, 0.5, ["a"]), "labels has 1 entries"),
+        (lambda: plots.plot_filter(P4.log(), P4.log(), ["a"]), "labels"),
+        (lambda: plots.plot_attention(ATTN, ["a", "b", "c"]), "tokens"),
+        (
+            lambda: plots.plot_embeddings(
+                torch.zeros(3, 4), torch.zeros(3, 4), tokens=["a"]
+            ),
+            "tokens",
+        ),
+        # NaN, negative, above one
+        (lambda: plot_heatmap(NAN4), "probs must be finite"),
+        (lambda: plot_heatmap(NEG4), "probs must be probabilities in \\[0, 1\\]"),
+        (lambda: plot_heatmap(torch.tensor([3.0, -1.0])), "logits\\?"),
+        (lambda: plots.plot_top_p_cut(NAN4, 0.5), "probs must be finite"),
+        (lambda: plots.plot_top_p_cut(NEG4, 0.5), "probs must be probabilities"),
+        (lambda: plots.plot_attention(ATTN - 0.5, ["a", "b"]), "weights must be"),
+        (lambda: plots.plot_filter(NAN4, P4.log()), "before must be logits"),
+        (
+            lambda: plots.plot_embeddings(
+                torch.full((2, 2), float("nan")), torch.zeros(2, 2)
+            ),
+            "token has NaN",
+        ),
+        # rows that do not sum to one where a distribution is expected
+        (lambda: plots.plot_top_p_cut(P4 * 1.5, 0.5), "sums to more than 1"),
+        (lambda: plots.plot_attention(ATTN * 0.5, ["a", "b"]), "must sum to 1"),
+        (lambda: plot_heatmap(torch.tensor([0.6, 0.6])), "sums to more than 1"),
+        # selected_idx out of range or not an index
+        (
+            lambda: plot_heatmap(P4, selected_idx=4),
+            "selected_idx must be in \\[0, 3\\]",
+        ),
+        (lambda: plot_heatmap(P4, selected_idx=-1), "selected_idx must be in"),
+        (lambda: plot_heatmap(P4, selected_idx=1.5), "selected_idx must be an int"),
+        (lambda: plot_heatmap(P4, selected_idx=True), "selected_idx must be an int"),
+        (lambda: plot_heatmap(P4[None], selected_idx=[0, 1]), "selected_idx has 2"),
+        (lambda: plots.plot_top_p_cut(P4, 0.0), "p must be a number in"),
+    ],
+)
+def test_plots_check_their_inputs(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()
+
+
+def test_plots_accept_what_is_allowed():
+    # part of a distribution (the top words), a tensor index, a fixed colour scale
+    ax = plot_heatmap(HALF4, selected_idx=torch.tensor(0), vmin=0.0, vmax=1.0)
+    assert ax.collections[0].get_clim() == (0.0, 1.0)
+    assert plots.plot_top_p_cut(P4.double(), 0.6).get_title().endswith("2 tokens")
+    assert plots.plot_top_p_cut(HALF4, 0.3).get_title().endswith("2 tokens")
+    fig = plots.plot_embeddings(torch.ones(2, 3), -torch.ones(2, 3), limit=4.0)
+    assert fig.axes[0].collections[0].get_clim() == (-4.0, 4.0)

@@ -65,6 +65,45 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _check_probs(data: np.ndarray, name: str, *, rows_sum_to_one: bool) -> None:
+    """Probabilities: finite, in [0, 1]; each row sums to 1 where a distribution is
+    expected, and never to more than 1 (a part of a distribution may sum to less)."""
+    if data.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{name} must be finite probabilities, got NaN or inf")
+    if data.min() < 0 or data.max() > 1:
+        raise ValueError(
+            f"{name} must be probabilities in [0, 1], got values in "
+            f"[{data.min():.4g}, {data.max():.4g}] (logits? apply softmax first)"
+        )
+    sums = np.atleast_1d(data.sum(-1)).ravel()
+    if rows_sum_to_one and not np.allclose(sums, 1.0, atol=1e-4):
+        raise ValueError(
+            f"each row of {name} must sum to 1 (a distribution), got sums "
+            f"{np.round(sums, 4).tolist()[:8]}"
+        )
+    if (sums > 1 + 1e-4).any():
+        raise ValueError(
+            f"a row of {name} sums to more than 1: {np.round(sums, 4).tolist()[:8]}"
+        )
+
+
+def _index(value, n: int, name: str) -> int:
+    """An int in [0, n): a Python or NumPy int, or a one-element integer tensor."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.numel() == 1
+        and not (value.dtype.is_floating_point or value.dtype == torch.bool)
+    ):
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int index, got {value!r}")
+    if not 0 <= value < n:
+        raise ValueError(f"{name} must be in [0, {n - 1}], got {int(value)}")
+    return int(value)
+
+
 def _labels_for(
     n: int, labels: Sequence[str] | None, name: str = "labels"
 ) -> list[str]:
@@ -88,22 +127,27 @@ def plot_heatmap(
     row_labels: Sequence[str] | None = None,
     annotate: bool | None = None,
     cmap: str = PROB_CMAP,
+    vmin: float = 0.0,
     vmax: float | None = None,
 ):
     """Probabilities as a heatmap: one row ``(V,)``, or several rows ``(R, V)``.
 
-    ``labels`` names the columns (the words); ``selected_idx`` marks the chosen word with a
-    red frame: an int (every row) or one int per row (``None`` for no mark in that row).
-    Numbers are written in the cells when there are few enough columns.
-    Returns the matplotlib ``Axes``.
+    ``labels`` names the columns (the words); ``selected_idx`` marks the chosen word with
+    a red frame: an int (every row) or one int per row (``None`` for no mark in that
+    row). Numbers are written in the cells when there are few enough columns.
+    ``vmin``/``vmax`` fix the colour scale (default: 0 to the largest value), so that
+    figures to be compared (a slider's frames) share one scale. Values must be
+    probabilities: in [0, 1], no row summing to more than 1. Returns the ``Axes``.
 
-    The lesson's call works as is: ``plot_heatmap(probs, title="Greedy", selected_idx=3)``.
+    The lesson's call works as is:
+    ``plot_heatmap(probs, title="Greedy", selected_idx=3)``.
     """
     data = _to_numpy(probs)
     if data.ndim == 1:
         data = data[None, :]
     if data.ndim != 2:
         raise ValueError(f"probs must have shape (V,) or (rows, V), got {data.shape}")
+    _check_probs(data, "probs", rows_sum_to_one=False)
     rows, cols = data.shape
     labels = _labels_for(cols, labels)
     row_labels = (
@@ -120,8 +164,8 @@ def plot_heatmap(
         data,
         ax=ax,
         cmap=cmap,
-        vmin=0.0,
-        vmax=vmax if vmax is not None else max(float(data.max()), 1e-9),
+        vmin=vmin,
+        vmax=vmax if vmax is not None else max(float(data.max()), vmin + 1e-9),
         annot=annotate,
         fmt=".2f",
         annot_kws={"fontsize": 8},
@@ -139,18 +183,19 @@ def plot_heatmap(
     ax.tick_params(axis="y", rotation=0)
     if selected_idx is not None:
         per_row = (
-            selected_idx
+            list(selected_idx)
             if isinstance(selected_idx, (list, tuple))
             else [selected_idx] * rows
         )
         if len(per_row) != rows:
             raise ValueError(f"selected_idx has {len(per_row)} entries for {rows} rows")
+        per_row = [
+            None if idx is None else _index(idx, cols, "selected_idx")
+            for idx in per_row
+        ]
         for r, idx in enumerate(per_row):
             if idx is None:
                 continue
-            idx = int(idx)
-            if not 0 <= idx < cols:
-                raise ValueError(f"selected_idx must be in [0, {cols - 1}], got {idx}")
             ax.add_patch(
                 Rectangle(
                     (idx, r),
@@ -184,12 +229,29 @@ def plot_embeddings(
     tokens: Sequence[str] | None = None,
     titles=("Token Embedding", "Positional Encoding", "Token + Positional Encoding"),
     figsize=(18, 5),
+    limit: float | None = None,
 ):
     """The lesson's three heatmaps side by side: token embeddings, position embeddings and
-    their sum (the transformer's input), each ``(seq_len, d_model)``. Returns the figure."""
+    their sum (the transformer's input), each ``(seq_len, d_model)``. One colour scale,
+    ``-limit`` to ``limit`` (default: the largest absolute value). Returns the figure."""
     token, position = _to_numpy(token), _to_numpy(position)
     combined = token + position if combined is None else _to_numpy(combined)
-    limit = float(max(abs(m).max() for m in (token, position, combined)))
+    if not token.shape == position.shape == combined.shape or token.ndim != 2:
+        raise ValueError(
+            "token, position and combined must have one shape (seq_len, d_model), got "
+            f"{token.shape}, {position.shape} and {combined.shape}"
+        )
+    for name, m in (("token", token), ("position", position), ("combined", combined)):
+        if not np.isfinite(m).all():
+            raise ValueError(f"{name} has NaN or inf entries")
+    if tokens is not None and len(tokens) != token.shape[0]:
+        raise ValueError(
+            f"tokens has {len(tokens)} entries but the data has {token.shape[0]} rows"
+        )
+    if limit is None:
+        limit = float(max(abs(m).max() for m in (token, position, combined))) or 1.0
+    elif not limit > 0:
+        raise ValueError(f"limit must be > 0, got {limit}")
     fig, axes = plt.subplots(1, 3, figsize=figsize)
     yticks = list(tokens) if tokens is not None else "auto"
     for ax, data, title in zip(axes, (token, position, combined), titles):
@@ -227,8 +289,15 @@ def plot_attention(
         raise ValueError(
             f"weights must have shape (heads, T, T) or (T, T), got {w.shape}"
         )
-    heads, T, _ = w.shape
+    heads, T, keys = w.shape
+    if keys != T:
+        raise ValueError(f"weights must be square (T, T) per head, got {w.shape}")
+    _check_probs(w, "weights", rows_sum_to_one=True)
     tokens = _labels_for(T, tokens, "tokens")
+    if head_titles is not None and len(head_titles) != heads:
+        raise ValueError(
+            f"head_titles has {len(head_titles)} entries for {heads} heads"
+        )
     cols = min(heads, 4)
     rows = (heads + cols - 1) // cols
     fig, axes = plt.subplots(
@@ -277,6 +346,13 @@ def plot_filter(
         raise ValueError(
             f"before and after must have the same shape, got {tuple(b.shape)} and {tuple(a.shape)}"
         )
+    for name, t in (("before", b), ("after", a)):
+        if t.numel() == 0:
+            raise ValueError(f"{name} is empty")
+        if torch.isnan(t).any() or (t == float("inf")).any():
+            raise ValueError(f"{name} must be logits: finite or -inf, got NaN or +inf")
+    if torch.isinf(b).all() or torch.isinf(a).all():
+        raise ValueError("before and after must each keep at least one token")
     p_before, p_after = b.softmax(-1).numpy(), a.softmax(-1).numpy()
     kept = torch.isfinite(a).numpy()
     labels = np.array(_labels_for(len(p_before), labels))
@@ -315,7 +391,13 @@ def plot_top_p_cut(
 ):
     """Top-p on the sorted distribution: bars = probabilities (blue = kept), line = running
     total, dashed line = p. The token whose bar crosses the line is the last one kept."""
-    q = _to_numpy(probs).flatten()
+    q = _to_numpy(probs)
+    if q.ndim != 1:
+        raise ValueError(f"probs must have shape (V,), got {q.shape}")
+    # the top words of a distribution may leave out a tail (sum < 1), never exceed 1
+    _check_probs(q, "probs", rows_sum_to_one=False)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+        raise ValueError(f"p must be a number in (0, 1], got {p!r}")
     labels = np.array(_labels_for(len(q), labels))
     order = np.argsort(-q, kind="stable")
     q = q[order]
@@ -354,6 +436,13 @@ def plot_beam_tree(
     steps = result.steps
     if not steps:
         raise ValueError("the result has no search steps (max_new_tokens=0)")
+    if labels is not None:
+        needed = 1 + max(c.token for s in steps for c in s.candidates)
+        if len(labels) < needed:
+            raise ValueError(
+                f"labels has {len(labels)} entries, but the tree has token id "
+                f"{needed - 1}: give one label per vocabulary id"
+            )
     words = (lambda t: labels[t]) if labels is not None else str
     if ax is None:
         height = max(len(s.candidates) for s in steps)
