@@ -1,6 +1,7 @@
 """generate() on left-padded batches, and at the edges: every row continues as its
-prompt alone (greedy exactly, sampling in law), past the context and with EOS; id dtypes,
-ordinary output tensors, bool flags, NaN model output, rules passed to process_logits."""
+prompt alone (greedy exactly, sampling in law), past the context and with EOS; id
+dtypes, ordinary output tensors, bool flags, NaN model output, rules passed to
+process_logits."""
 
 import pytest
 import torch
@@ -226,7 +227,7 @@ def test_padding_needs_a_model_that_takes_a_mask():
     ).shape == (1, 4)
 
 
-# --- ids, outputs, flags, NaN ----------------------------------------------------------
+# --- ids, outputs, flags, NaN ---------------------------------------------------
 
 INT_DTYPES = [torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8]
 INT_DTYPES += [torch.uint16, torch.uint32, torch.uint64]
@@ -287,7 +288,7 @@ def test_temperature_true_is_not_a_temperature(sharp_model):
         generate(sharp_model, torch.tensor([[1]]), 2, do_sample=True, temperature=True)
 
 
-# --- rules reach process_logits, with each row's real tokens only ----------------------
+# --- rules reach process_logits, with each row's real tokens only ---------------
 
 
 def test_prefix_rules_see_each_rows_real_tokens(monkeypatch, sharp_model):

@@ -1,4 +1,5 @@
-"""GPTModel and TransformerBlock: shapes, causality, the residual path, the cache, bad input."""
+"""GPTModel and TransformerBlock: shapes, causality, the residual path, the cache, bad
+input."""
 
 import pytest
 import torch
@@ -71,8 +72,9 @@ def test_causal_mask_is_a_sliced_buffer(tiny_model):
 
 
 def test_residual_path():
-    """Pre-LN: a block whose sub-layers output zero is the identity, so the stream passes
-    through unchanged (the lesson's `x = ln1(x); x = x + attn(x)` normalised it instead)."""
+    """Pre-LN: a block whose sub-layers output zero is the identity, so the stream
+    passes through unchanged (the lesson's `x = ln1(x); x = x + attn(x)` normalised it
+    instead)."""
     torch.manual_seed(0)
     block = TransformerBlock(
         d_model=16, num_heads=2, dropout=0.0, context_length=8
@@ -128,7 +130,8 @@ def test_dropout_only_in_training(tiny_model):
 
 
 def test_attention_matches_nn_multihead_attention():
-    """Our fused-QKV attention computes what the lesson's nn.MultiheadAttention computes."""
+    """Our fused-QKV attention computes what the lesson's nn.MultiheadAttention
+    computes."""
     torch.manual_seed(0)
     block = TransformerBlock(
         d_model=32, num_heads=4, dropout=0.0, context_length=10

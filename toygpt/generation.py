@@ -3,10 +3,11 @@
 ``generate`` fixes the lesson's loop in several ways: it takes the model's own context
 window into account (the lesson crashed once the text outgrew ``context_length``), it
 stops each row of a batch at its own end-of-sentence token, it is seeded through a
-``torch.Generator``, it reuses the keys and values of earlier tokens (a KV cache) instead
-of recomputing them, and it decodes a left-padded batch of prompts of different lengths
-(``attention_mask``) so that every row continues exactly as its prompt would alone.
-Every decoding rule is applied by :func:`toygpt.sampling.process_logits`, the one place.
+``torch.Generator``, it reuses the keys and values of earlier tokens (a KV cache)
+instead of recomputing them, and it decodes a left-padded batch of prompts of different
+lengths (``attention_mask``) so that every row continues exactly as its prompt would
+alone. Every decoding rule is applied by :func:`toygpt.sampling.process_logits`, the one
+place.
 """
 
 from __future__ import annotations
@@ -102,12 +103,12 @@ def check_prompt_mask(model, attention_mask, input_ids) -> torch.Tensor | None:
 class NextTokenLogits:
     """Next-token logits for a growing sequence, cropped to the model's context window.
 
-    Without a cache every call runs the model on the last ``context_length`` tokens. With a
-    cache (``use_cache=True`` and a GPTModel) only the new token is run, as long as the whole
-    sequence fits in the window. Once it no longer fits, every token's position changes when
-    the window slides, so the cached keys are stale: from then on each step runs the whole
-    window, without a cache. The two paths therefore give the same logits (up to float
-    rounding) at every step.
+    Without a cache every call runs the model on the last ``context_length`` tokens.
+    With a cache (``use_cache=True`` and a GPTModel) only the new token is run, as long
+    as the whole sequence fits in the window. Once it no longer fits, every token's
+    position changes when the window slides, so the cached keys are stale: from then on
+    each step runs the whole window, without a cache. The two paths therefore give the
+    same logits (up to float rounding) at every step.
 
     ``attention_mask`` (bool ``(B, P)``, True on real tokens) marks the left padding of
     the prompt; every token after the prompt is real. A left-padded row's real tokens
@@ -157,7 +158,8 @@ class NextTokenLogits:
         return logits
 
     def reorder(self, rows: torch.Tensor) -> None:
-        """Beam search: the batch rows were re-chosen (and duplicated) as ``ids[rows]``."""
+        """Beam search: the batch rows were re-chosen (and duplicated) as
+        ``ids[rows]``."""
         if self.prompt_mask is not None:
             self.prompt_mask = self.prompt_mask[rows]
         if self.cache is not None:
@@ -219,7 +221,8 @@ def generate(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """Extend ``input_ids`` ``(B, T)`` by up to ``max_new_tokens`` tokens -> ``(B, T + new)``.
+    """Extend ``input_ids`` ``(B, T)`` by up to ``max_new_tokens`` tokens -> ``(B, T +
+    new)``.
 
     * ``do_sample=False``: greedy, the most probable token of the processed logits.
     * ``do_sample=True``: draw from the distribution that
@@ -233,15 +236,16 @@ def generate(
     * ``attention_mask`` ``(B, T)``: 1 on tokens, 0 on left padding. Every row then
       continues exactly as its prompt alone would (greedy: the same tokens; sampling:
       the same distribution at every step). Padding never counts for a rule.
-    * ``eos_token_id``: a row that produced it is finished and keeps emitting it; the loop
-      stops early once every row is finished (so ``new`` may be < ``max_new_tokens``).
-    * ``generator``: a seeded ``torch.Generator`` makes sampling reproducible. One draw is
-      made per step for the whole batch, finished rows included, so the same seed gives the
-      same tokens with and without the cache.
+    * ``eos_token_id``: a row that produced it is finished and keeps emitting it; the
+      loop stops early once every row is finished (so ``new`` may be <
+      ``max_new_tokens``).
+    * ``generator``: a seeded ``torch.Generator`` makes sampling reproducible. One draw
+      is made per step for the whole batch, finished rows included, so the same seed
+      gives the same tokens with and without the cache.
     * ``use_cache``: reuse earlier tokens' keys and values (same tokens, less work).
 
-    The model runs in eval mode (dropout off) and is restored to its previous mode after.
-    The text may grow past ``context_length``: each row then sees its last
+    The model runs in eval mode (dropout off) and is restored to its previous mode
+    after. The text may grow past ``context_length``: each row then sees its last
     ``context_length`` tokens. The result is a new int64 tensor (whatever integer dtype
     came in) that may be edited in place or used for training.
     """
@@ -280,7 +284,8 @@ def generate(
             )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            "generator must be a torch.Generator or None, got "
+            f"{type(generator).__name__}"
         )
     # Check every rule's values once, before the model runs, in the one place.
     checked = {k: v for k, v in rule.items() if k != "allowed_tokens_fn"}

@@ -7,9 +7,10 @@ defects are fixed here:
 * the residual stream is never normalised in place: ``x = x + attn(ln1(x))``;
 * the causal mask is built once, as a buffer, and sliced to the sequence length.
 
-The model knows nothing about decoding: ``toygpt.generation`` and ``toygpt.beam`` drive it.
-For fast generation it accepts a :class:`KVCache`, which stores every layer's keys and
-values so that each new token costs one position of work instead of the whole sequence.
+The model knows nothing about decoding: ``toygpt.generation`` and ``toygpt.beam`` drive
+it. For fast generation it accepts a :class:`KVCache`, which stores every layer's keys
+and values so that each new token costs one position of work instead of the whole
+sequence.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def _check_mask(mask, shape) -> None:
 
 @contextmanager
 def eval_mode(model: nn.Module):
-    """Run ``model`` in eval mode (dropout off) inside the block, then give it back the mode
-    it had, even if the block raises."""
+    """Run ``model`` in eval mode (dropout off) inside the block, then give it back the
+    mode it had, even if the block raises."""
     was_training = model.training
     model.eval()
     try:
@@ -83,13 +84,13 @@ class KVCache:
     ``keys[i]`` and ``values[i]`` have shape ``(B, heads, length, head_dim)``.
     Create one with :meth:`GPTModel.new_kv_cache` and pass it to every forward call.
     One tensor with room for ``capacity`` positions holds all layers, so adding a token
-    copies only that token's keys and values (growing tensors with ``torch.cat`` would copy
-    all of them), and beam search re-orders every layer at once.
+    copies only that token's keys and values (growing tensors with ``torch.cat`` would
+    copy all of them), and beam search re-orders every layer at once.
 
     For a padded batch the cache also remembers which cached positions are padding
-    (``mask``, ``(B, capacity)``, True on real tokens; ``None`` while every cached position
-    is real), so that later tokens never attend to the padding and their positions count
-    only each row's real tokens.
+    (``mask``, ``(B, capacity)``, True on real tokens; ``None`` while every cached
+    position is real), so that later tokens never attend to the padding and their
+    positions count only each row's real tokens.
     """
 
     def __init__(self, num_layers: int, capacity: int):
@@ -126,8 +127,8 @@ class KVCache:
         ]
 
     def check(self, num_layers: int, batch_size: int, new: int) -> None:
-        """Refuse a call that would give wrong logits: a cache made for another number of
-        layers or another batch size, or more positions than it holds."""
+        """Refuse a call that would give wrong logits: a cache made for another number
+        of layers or another batch size, or more positions than it holds."""
         if len(self.lengths) != num_layers:
             raise ValueError(
                 f"kv_cache was made for {len(self.lengths)} layers but the model has "
@@ -140,8 +141,8 @@ class KVCache:
             )
         if self.batch_size is not None and batch_size != self.batch_size:
             raise ValueError(
-                f"kv_cache holds {self.batch_size} rows but input_ids has {batch_size}; "
-                "use kv_cache.reorder(rows) or a new cache"
+                f"kv_cache holds {self.batch_size} rows but input_ids has "
+                f"{batch_size}; use kv_cache.reorder(rows) or a new cache"
             )
         if len(self) + new > self.capacity:
             raise ValueError(
@@ -174,9 +175,9 @@ class KVCache:
         return self._kv[layer, 0, :, :, :end], self._kv[layer, 1, :, :, :end]
 
     def update_mask(self, real: torch.Tensor | None, T: int) -> torch.Tensor | None:
-        """Record which of the next ``T`` positions are real (``real`` ``(B, T)`` bool, or
-        None: all real); return the mask of every key, ``(B, cached + T)``, or None when
-        all are real. Call before :meth:`update` (it uses the cached length)."""
+        """Record which of the next ``T`` positions are real (``real`` ``(B, T)`` bool,
+        or None: all real); return the mask of every key, ``(B, cached + T)``, or None
+        when all are real. Call before :meth:`update` (it uses the cached length)."""
         past = len(self)
         if real is None and self.mask is None:
             return None
@@ -189,7 +190,8 @@ class KVCache:
         return self.mask[:, : past + T]
 
     def reorder(self, rows: torch.Tensor) -> None:
-        """Keep (and duplicate) batch rows: used by beam search when beams are re-ranked."""
+        """Keep (and duplicate) batch rows: used by beam search when beams are
+        re-ranked."""
         if self.mask is not None:
             self.mask = self.mask.index_select(0, rows)
         if self._kv is not None:
@@ -232,16 +234,17 @@ class CausalSelfAttention(nn.Module):
         weights = empty = None
         if mask is not None:
             _check_mask(mask, (B, self.num_heads, T, past + T))
-            # A query that may attend to nothing (a leading pad, say) would get 0/0 = NaN:
-            # let it attend anywhere, then set its output to zero (on both paths below).
+            # A query that may attend to nothing (a leading pad, say) would get 0/0 =
+            # NaN: let it attend anywhere, then set its output to zero (on both paths
+            # below).
             empty = ~mask.any(dim=-1, keepdim=True)
             if empty.any():
                 mask = mask | empty
             else:
                 empty = None
         if mask is None and not return_attention and (T == 1 or past == 0):
-            # Fast paths, same result: one new token may see every cached key (no mask at
-            # all), and without a cache the mask is the plain causal triangle.
+            # Fast paths, same result: one new token may see every cached key (no mask
+            # at all), and without a cache the mask is the plain causal triangle.
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=T > 1)
         else:
             if mask is None:
@@ -267,7 +270,8 @@ class CausalSelfAttention(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-LN block: ``x + attn(ln1(x))``, then ``x + ffn(ln2(x))``.
 
-    The residual stream ``x`` itself is never normalised; only each sub-layer's input is.
+    The residual stream ``x`` itself is never normalised; only each sub-layer's input
+    is.
     """
 
     def __init__(
@@ -307,9 +311,11 @@ class TransformerBlock(nn.Module):
 
 
 class GPTModel(nn.Module):
-    """Decoder-only transformer: ids ``(B, T)`` -> next-token logits ``(B, T, vocab_size)``.
+    """Decoder-only transformer: ids ``(B, T)`` -> next-token logits ``(B, T,
+    vocab_size)``.
 
-    ``logits[:, t]`` scores the token that follows position ``t``, using positions ``<= t`` only.
+    ``logits[:, t]`` scores the token that follows position ``t``, using positions ``<=
+    t`` only.
     """
 
     def __init__(
@@ -342,8 +348,8 @@ class GPTModel(nn.Module):
             context_length, d_model
         )  # position -> vector (learned)
         self.dropout = nn.Dropout(dropout)
-        # A list comprehension, not `[TransformerBlock(...)] * num_layers`: multiplying a
-        # list repeats one module, so every layer would share the same weights.
+        # A list comprehension, not `[TransformerBlock(...)] * num_layers`: multiplying
+        # a list repeats one module, so every layer would share the same weights.
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(d_model, num_heads, dropout, context_length)
@@ -398,8 +404,8 @@ class GPTModel(nn.Module):
             i = int(flat.nonzero()[0])
             bad = input_ids.flatten()[i].item()  # the caller's value, not the copy's
             raise ValueError(
-                f"{name} must be in [0, {self.vocab_size - 1}] (the vocabulary), got id "
-                f"{bad} at {tuple(divmod(i, input_ids.shape[1]))}"
+                f"{name} must be in [0, {self.vocab_size - 1}] (the vocabulary), got "
+                f"id {bad} at {tuple(divmod(i, input_ids.shape[1]))}"
             )
         return ids
 
@@ -420,8 +426,8 @@ class GPTModel(nn.Module):
             )
         if attention_mask.shape != input_ids.shape:
             raise ValueError(
-                f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}"
-                f", got {tuple(attention_mask.shape)}"
+                "attention_mask must have the shape of input_ids "
+                f"{tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}"
             )
         if dtype == torch.bool:
             real = attention_mask
@@ -446,16 +452,16 @@ class GPTModel(nn.Module):
         """Logits ``(B, T, V)``; with ``return_attention=True`` also a list of per-layer
         attention weights ``(B, heads, T, T_keys)``.
 
-        ``attention_mask`` (optional) ``(B, T)``: 1 on real tokens, 0 on padding. Padding
-        is never attended to, and a token's position counts only the real tokens before
-        it, so each row's logits at its real positions are those of its tokens alone
-        (padding may sit anywhere; ``generate`` wants it on the left). With a cache the
-        mask covers only the new tokens: the cache remembers the earlier ones
-        (transformers takes past + new columns instead).
-        ``mask`` (optional) replaces the causal mask: a bool tensor broadcastable to
-        ``(B, heads, T, T_keys)``, True where attending is allowed. A query with nothing
-        to attend to gets a zero attention output (not NaN).
-        ``kv_cache`` (optional): the ids are new tokens that continue the cached ones.
+        ``attention_mask`` (optional) ``(B, T)``: 1 on real tokens, 0 on padding.
+        Padding is never attended to, and a token's position counts only the real tokens
+        before it, so each row's logits at its real positions are those of its tokens
+        alone (padding may sit anywhere; ``generate`` wants it on the left). With a
+        cache the mask covers only the new tokens: the cache remembers the earlier ones
+        (transformers takes past + new columns instead). ``mask`` (optional) replaces
+        the causal mask: a bool tensor broadcastable to ``(B, heads, T, T_keys)``, True
+        where attending is allowed. A query with nothing to attend to gets a zero
+        attention output (not NaN). ``kv_cache`` (optional): the ids are new tokens that
+        continue the cached ones.
         """
         input_ids = self.check_input_ids(input_ids)
         B, T = input_ids.shape

@@ -1,9 +1,9 @@
 """A word-level tokenizer: one id per word of a fixed vocabulary.
 
-Unlike the lesson's ``encode``, which silently dropped words it did not know (so the model
-answered a different prompt than the one typed), unknown words raise an error naming them.
-Text and vocabulary are NFC-normalised, so a Korean word typed in decomposed jamo (NFD)
-is the same word as its composed form.
+Unlike the lesson's ``encode``, which silently dropped words it did not know (so the
+model answered a different prompt than the one typed), unknown words raise an error
+naming them. Text and vocabulary are NFC-normalised, so a Korean word typed in
+decomposed jamo (NFD) is the same word as its composed form.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ class WordTokenizer:
     def encode(self, text: str, add_bos: bool | None = None) -> torch.Tensor:
         """``"hello world"`` -> ``LongTensor`` of shape ``(1, number_of_words)``.
 
-        With a ``bos_token``, the sentence-start token is put first (unless the text already
-        starts with it, or ``add_bos=False``).
+        With a ``bos_token``, the sentence-start token is put first (unless the text
+        already starts with it, or ``add_bos=False``).
         """
         return torch.tensor([self._ids(text, add_bos)], dtype=torch.long)
 
@@ -135,7 +135,8 @@ class WordTokenizer:
         """Several texts -> ``(input_ids, attention_mask)``, both ``(B, T)`` int64,
         left-padded to the longest: ``attention_mask`` is 1 on words, 0 on padding.
 
-        The pad id is ``pad_token``'s, or else ``eos_token``'s (it is never attended to).
+        The pad id is ``pad_token``'s, or else ``eos_token``'s (it is never attended
+        to).
 
         >>> tok = WordTokenizer(["</s>", "a", "b"], eos_token="</s>")
         >>> tok.encode_batch(["a", "b a b"])
@@ -164,14 +165,15 @@ class WordTokenizer:
         return ids, mask
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        """Ids -> words joined by spaces. ``ids``: an int, a list of ints, or a tensor or
-        NumPy array of any integer dtype of shape ``()``, ``(T,)`` or ``(1, T)``.
+        """Ids -> words joined by spaces. ``ids``: an int, a list of ints, or a tensor
+        or NumPy array of any integer dtype of shape ``()``, ``(T,)`` or ``(1, T)``.
 
         ``skip_special_tokens=True`` leaves out the sentence start/end and pad tokens.
         """
         if not isinstance(skip_special_tokens, bool):
             raise TypeError(
-                f"skip_special_tokens must be True or False, got {skip_special_tokens!r}"
+                "skip_special_tokens must be True or False, got "
+                f"{skip_special_tokens!r}"
             )
         what = (
             "an int, a list of ints, or an integer tensor or NumPy array of shape (T,) "
