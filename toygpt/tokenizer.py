@@ -97,17 +97,14 @@ class WordTokenizer:
         With a ``bos_token``, the sentence-start token is put first (unless the text
         already starts with it, or ``add_bos=False``).
         """
-        return torch.tensor([self._ids(text, add_bos)], dtype=torch.long)
-
-    def _ids(self, text: str, add_bos: bool | None, name: str = "text") -> list[int]:
         if not isinstance(text, str):
-            raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         if add_bos is not None and not isinstance(add_bos, bool):
             raise TypeError(f"add_bos must be True, False or None, got {add_bos!r}")
         words = unicodedata.normalize("NFC", text).split()
         if not words:
             raise ValueError(
-                f"{name} must contain at least one word (the prompt is empty)"
+                "text must contain at least one word (the prompt is empty)"
             )
         unknown = [w for w in dict.fromkeys(words) if w not in self.word_to_id]
         if unknown:
@@ -115,7 +112,7 @@ class WordTokenizer:
                 self.vocab if len(self) <= 20 else str(self.vocab[:20])[:-1] + ", ...]"
             )
             raise ValueError(
-                f"{name} contains words that are not in the vocabulary: {unknown}; "
+                f"text contains words that are not in the vocabulary: {unknown}; "
                 f"known words: {known}"
             )
         if add_bos is None:
@@ -127,7 +124,7 @@ class WordTokenizer:
                 )
             if words[0] != self.bos_token:
                 words = [self.bos_token] + words
-        return [self.word_to_id[w] for w in words]
+        return torch.tensor([[self.word_to_id[w] for w in words]], dtype=torch.long)
 
     def encode_batch(
         self, texts: Sequence[str], add_bos: bool | None = None
@@ -156,7 +153,12 @@ class WordTokenizer:
             raise ValueError(
                 "encode_batch needs a pad_token (or an eos_token) to pad with"
             )
-        rows = [self._ids(t, add_bos, f"texts[{i}]") for i, t in enumerate(texts)]
+        rows = []
+        for i, text in enumerate(texts):
+            try:
+                rows.append(self.encode(text, add_bos)[0].tolist())
+            except (TypeError, ValueError) as error:  # say which text
+                raise type(error)(f"texts[{i}]: {error}") from None
         T = max(len(r) for r in rows)
         ids = torch.tensor([[pad] * (T - len(r)) + r for r in rows], dtype=torch.long)
         mask = torch.tensor(
