@@ -324,9 +324,12 @@ def _generate(
     finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(max_new_tokens):
         logits = next_logits(ids)  # (B, V)
-        _check_model_output(logits, step)
-        scores = _scores(logits, ids, pads, rule)
-        token = sample_next(scores, generator=generator) if draw else greedy(scores)
+        try:  # the rules check the logits (NaN, +inf) as they go
+            scores = _scores(logits, ids, pads, rule)
+            token = sample_next(scores, generator=generator) if draw else greedy(scores)
+        except ValueError:
+            _check_model_output(logits, step)  # blame the model if its logits are bad
+            raise
         if eos_token_id is not None:
             token = token.masked_fill(
                 finished, eos_token_id
