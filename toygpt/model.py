@@ -126,7 +126,7 @@ class KVCache:
             for i, n in enumerate(self.lengths)
         ]
 
-    def check(self, num_layers: int, batch_size: int, new: int) -> None:
+    def check(self, num_layers: int, batch_size: int, new: int, heads=None) -> None:
         """Refuse a call that would give wrong logits: a cache made for another number
         of layers or another batch size, or more positions than it holds."""
         if len(self.lengths) != num_layers:
@@ -143,6 +143,10 @@ class KVCache:
             raise ValueError(
                 f"kv_cache holds {self.batch_size} rows but input_ids has "
                 f"{batch_size}; use kv_cache.reorder(rows) or a new cache"
+            )
+        if heads is not None and self._kv is not None and heads != self._kv.shape[3]:
+            raise ValueError(
+                f"kv_cache holds {self._kv.shape[3]} heads but the model has {heads}"
             )
         if len(self) + new > self.capacity:
             raise ValueError(
@@ -164,11 +168,6 @@ class KVCache:
         if self._kv is None:
             B, H, _, D = k.shape
             self._kv = k.new_empty(len(self.lengths), 2, B, H, self.capacity, D)
-        elif k.shape[:2] + k.shape[3:] != self._kv.shape[2:4] + self._kv.shape[5:]:
-            raise ValueError(
-                f"keys of shape {tuple(k.shape)} do not fit a cache of (batch, heads, "
-                f"head_dim) = {tuple(self._kv.shape[2:4] + self._kv.shape[5:])}"
-            )
         self._kv[layer, 0, :, :, start:end] = k
         self._kv[layer, 1, :, :, start:end] = v
         self.lengths[layer] = end
@@ -477,7 +476,7 @@ class GPTModel(nn.Module):
                 f"{self.context_length} tokens (toygpt.generate does this for you)"
             )
         if kv_cache is not None:
-            kv_cache.check(len(self.blocks), B, T)
+            kv_cache.check(len(self.blocks), B, T, self.blocks[0].attn.num_heads)
         if mask is not None:
             _check_mask(mask, (B, self.blocks[0].attn.num_heads, T, past + T))
         real = self.check_attention_mask(attention_mask, input_ids)  # (B, T) or None
