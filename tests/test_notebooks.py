@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import notebooks as nbtool  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+# Appendix notebooks (A1_slug.ipynb ...): listed under "About this book", not numbered.
+APPENDICES = sorted((ROOT / "notebooks").glob("A[0-9]_*.ipynb"))
 TOC = (ROOT / "_toc.yml").read_text()
 # The lesson's sections, in its order; each must head a chapter, in this order.
 LESSON_HEADINGS = [
@@ -51,7 +53,7 @@ def test_there_are_chapters():
 
 
 def test_toc_lists_exactly_the_chapters_in_order():
-    listed = re.findall(r"file:\s*notebooks/(\S+)", TOC)
+    listed = re.findall(r"file:\s*notebooks/(\d\d_\S+)", TOC)
     assert listed == [p.stem for p in CHAPTERS]
 
 
@@ -232,3 +234,97 @@ def test_sync_derives_badges_and_setup_from_the_repository_url(monkeypatch):
     assert [c.source for c in nb.cells[3:]] == ["What you will learn.", "print(1)"]
     # syncing again changes nothing
     assert nbformat.writes(nbtool.synced(nb, "01_a.ipynb")) == nbformat.writes(nb)
+# --- Conventions for exercises, appendices and code width ---
+SOLUTION_TAG = "solution"
+SETUP_TAG = "toygpt-setup"
+
+
+def _tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+@pytest.mark.parametrize("path", CHAPTERS + APPENDICES, ids=lambda p: p.stem)
+def test_exercise_solutions_are_hidden_code_cells(path):
+    """A solution runs (a code cell nbval executes), hidden on the web behind a toggle
+    (tag hide-cell) and collapsed in Jupyter (source_hidden); it follows the Exercises
+    heading."""
+    nb = load(path)
+    cells = nb["cells"]
+    heading = next(
+        (
+            i
+            for i, c in enumerate(cells)
+            if c["cell_type"] == "markdown"
+            and re.search(r"^#+ .*exercises", "".join(c["source"]), re.M | re.I)
+        ),
+        None,
+    )
+    solutions = [i for i, c in enumerate(cells) if SOLUTION_TAG in _tags(c)]
+    if path in CHAPTERS:
+        assert heading is not None and solutions, "exercises need solutions that run"
+    for i in solutions:
+        c = cells[i]
+        assert c["cell_type"] == "code", f"cell {i}: a solution is a code cell"
+        assert "hide-cell" in _tags(c), (
+            f"cell {i}: solution without the hide-cell toggle"
+        )
+        assert c["metadata"].get("jupyter", {}).get("source_hidden") is True, (
+            f"cell {i}: solution not collapsed in Jupyter"
+        )
+        assert heading is not None and i > heading, (
+            f"cell {i}: solution before Exercises"
+        )
+        assert c.get("execution_count") is not None, (
+            f"cell {i}: solution never executed"
+        )
+    for c in cells:
+        if c["cell_type"] == "markdown":
+            assert not re.search(
+                r":::\{admonition\}[^:]*?```python", "".join(c["source"]), re.S
+            ), "code inside a dropdown: make it a solution cell so that it runs"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_testing_machinery_stays_in_the_appendix(path):
+    """Chi-square tests are computed in the appendix, not in the lesson's chapters; a
+    chapter that names the test links to the appendix."""
+    nb = load(path)
+    for c in nb["cells"]:
+        src = "".join(c["source"])
+        if c["cell_type"] == "code":
+            assert not re.search(r"chi.?square|chi2|gammaincc", src, re.I), src[:120]
+        elif re.search(r"chi-square", src, re.I):
+            assert "A1_how_this_book_checks_itself" in src, "link to the appendix"
+
+
+@pytest.mark.parametrize("path", CHAPTERS + APPENDICES, ids=lambda p: p.stem)
+def test_code_fits_the_page(path):
+    """Every code line within 88 columns (except the setup cell, derived elsewhere)."""
+    nb = load(path)
+    wide = [
+        line
+        for c in nb["cells"]
+        if c["cell_type"] == "code" and SETUP_TAG not in _tags(c)
+        for line in "".join(c["source"]).splitlines()
+        if len(line) > 88
+    ]
+    assert not wide, wide
+
+
+def test_appendices_are_listed_under_about_this_book():
+    about = TOC[TOC.index("About this book") :]
+    listed = re.findall(r"file:\s*notebooks/(A\d_\S+)", about)
+    assert listed == [p.stem for p in APPENDICES]
+
+
+@pytest.mark.parametrize("path", APPENDICES, ids=lambda p: p.stem)
+def test_appendix_hygiene(path):
+    nb = load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert title(nb).startswith("# ")
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
+    outs = outputs(nb)
+    assert not [o for o in outs if o["output_type"] == "error"]
+    assert not [o for o in outs if o.get("name") == "stderr"]
+    assert any("image/png" in o.get("data", {}) for o in outs), "a figure"
