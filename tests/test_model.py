@@ -224,3 +224,179 @@ def test_kv_cache_holds_context_length_positions(tiny_model):
     assert len(cache) == 8 and cache.keys[0].shape == (1, 4, 8, 8)
     with pytest.raises(ValueError, match="context_length"):
         tiny_model(torch.zeros(1, 1, dtype=torch.long), kv_cache=cache)
+
+
+# --- padded batches: attention_mask ---------------------------------------------------
+
+
+def left_pad(prompts, pad=0):
+    """Left-pad lists of ids into (input_ids, attention_mask)."""
+    T = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (T - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
+def test_padded_rows_equal_their_prompts_alone(tiny_model):
+    prompts = [[3], [1, 2, 3, 4, 5, 6, 7, 8], [5, 5, 9], [10, 0, 4, 2]]
+    ids, mask = left_pad(prompts, pad=7)
+    out = tiny_model(ids, attention_mask=mask)
+    plot, _ = tiny_model(ids, mask, return_attention=True)
+    for b, p in enumerate(prompts):
+        alone = tiny_model(torch.tensor([p]))[0]
+        assert torch.allclose(out[b, -len(p) :], alone, atol=1e-5)
+        assert torch.allclose(plot[b, -len(p) :], alone, atol=1e-5)
+    assert torch.isfinite(out).all() and torch.isfinite(plot).all()
+
+
+def test_without_the_mask_padding_changes_the_logits(tiny_model):
+    # The check above can fail: without the mask the padded row's logits differ.
+    ids, mask = left_pad([[3, 4], [1, 2, 3, 4, 5]])
+    alone = tiny_model(torch.tensor([[3, 4]]))[0]
+    assert not torch.allclose(tiny_model(ids)[0, -2:], alone, atol=1e-3)
+    assert torch.allclose(tiny_model(ids, mask)[0, -2:], alone, atol=1e-5)
+
+
+def test_padding_anywhere_counts_only_real_tokens(tiny_model):
+    """Right padding and holes too: positions count real tokens, padding is no key."""
+    ids = torch.tensor([[4, 0, 5, 6, 0, 0], [1, 2, 3, 0, 0, 0]])
+    mask = torch.tensor([[1, 0, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
+    out = tiny_model(ids, mask)
+    assert torch.allclose(
+        out[0, [0, 2, 3]], tiny_model(torch.tensor([[4, 5, 6]]))[0], atol=1e-5
+    )
+    assert torch.allclose(
+        out[1, :3], tiny_model(torch.tensor([[1, 2, 3]]))[0], atol=1e-5
+    )
+    assert torch.isfinite(out).all()
+
+
+def test_padded_batch_with_the_cache(tiny_model):
+    prompts = [[3, 1], [1, 2, 3, 4, 5]]
+    ids, mask = left_pad(prompts)
+    new = torch.tensor([[6, 2], [8, 9]])  # two more tokens per row, fed one at a time
+    cache = tiny_model.new_kv_cache()
+    first = tiny_model(ids, mask, kv_cache=cache)
+    steps = [tiny_model(new[:, t : t + 1], kv_cache=cache) for t in range(2)]
+    assert len(cache) == 7 and cache.mask[:, :7].sum(1).tolist() == [4, 7]
+    for b, p in enumerate(prompts):
+        alone = tiny_model(torch.tensor([p + new[b].tolist()]))[0]
+        got = torch.cat([first[b, -len(p) :], steps[0][b], steps[1][b]])
+        assert torch.allclose(got, alone, atol=1e-5)
+    # reorder keeps each row's mask with its keys
+    cache.reorder(torch.tensor([1, 0]))
+    step = tiny_model(torch.tensor([[4], [4]]), kv_cache=cache)
+    alone = tiny_model(torch.tensor([prompts[0] + new[0].tolist() + [4]]))[0, -1]
+    assert torch.allclose(step[1, 0], alone, atol=1e-5)
+
+
+def test_all_ones_mask_is_the_fast_path(tiny_model):
+    ids = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(
+        tiny_model(ids, torch.ones(3, 8, dtype=torch.long)), tiny_model(ids)
+    )
+
+
+@pytest.mark.parametrize(
+    "mask, error, words",
+    [
+        (torch.ones(2, 3), TypeError, "attention_mask"),  # float
+        (torch.ones(2, 4, dtype=torch.long), ValueError, "attention_mask"),  # shape
+        (torch.tensor([[1, 2, 1], [1, 1, 1]]), ValueError, "attention_mask"),
+        (torch.tensor([[0, 0, 0], [1, 1, 1]]), ValueError, "no real token"),
+        ([[1, 1, 1], [1, 1, 1]], TypeError, "attention_mask"),
+    ],
+)
+def test_bad_attention_mask(tiny_model, mask, error, words):
+    with pytest.raises(error, match=words):
+        tiny_model(torch.ones(2, 3, dtype=torch.long), attention_mask=mask)
+
+
+# --- the custom mask, the cache's guards, id dtypes -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        torch.ones(5, 5, dtype=torch.bool).tril(),
+        torch.ones(5, 5, dtype=torch.bool),  # bidirectional
+        torch.eye(5, dtype=torch.bool)[None, None],
+        torch.zeros(5, 5, dtype=torch.bool),  # nothing to attend to: no NaN
+        torch.rand(2, 4, 5, 5, generator=torch.Generator().manual_seed(0)) < 0.3,
+    ],
+)
+def test_custom_mask_same_on_both_paths_and_finite(tiny_model, mask):
+    ids = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(5))
+    fast = tiny_model(ids, mask=mask)
+    plot, attention = tiny_model(ids, mask=mask, return_attention=True)
+    assert torch.isfinite(fast).all()
+    assert torch.allclose(fast, plot, atol=1e-5)
+    for w in attention:  # weights sum to one, or to zero where nothing may be seen
+        sums = w.sum(-1)
+        assert torch.allclose(sums, mask.any(-1).expand_as(sums).float(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "mask, error",
+    [
+        (torch.ones(5, 5), TypeError),  # float (additive) masks are refused
+        (torch.ones(5, 5, dtype=torch.long), TypeError),
+        (torch.ones(4, 5, dtype=torch.bool), ValueError),
+        (torch.ones(3, 4, 5, 5, dtype=torch.bool), ValueError),
+        ("causal", TypeError),
+    ],
+)
+def test_bad_custom_mask(tiny_model, mask, error):
+    with pytest.raises(error, match="mask"):
+        tiny_model(torch.ones(2, 5, dtype=torch.long), mask=mask)
+
+
+def test_kv_cache_refuses_what_would_give_wrong_logits(tiny_model):
+    other = GPTModel(11, 32, 4, 3, 0.0, 8).eval()
+    with pytest.raises(ValueError, match="layers"):
+        tiny_model(torch.ones(1, 2, dtype=torch.long), kv_cache=other.new_kv_cache())
+    cache = tiny_model.new_kv_cache()
+    tiny_model(torch.ones(2, 3, dtype=torch.long), kv_cache=cache)
+    with pytest.raises(ValueError, match="rows"):
+        tiny_model(torch.ones(3, 1, dtype=torch.long), kv_cache=cache)
+    small = GPTModel(11, 32, 4, 2, 0.0, 8).eval()
+    from toygpt import KVCache
+
+    tiny = KVCache(2, 4)
+    small(torch.ones(1, 3, dtype=torch.long), kv_cache=tiny)
+    with pytest.raises(ValueError, match="holds 4 positions"):
+        small(torch.ones(1, 2, dtype=torch.long), kv_cache=tiny)
+    assert tiny.lengths == [3, 3]  # nothing was written by the refused call
+    with pytest.raises(TypeError, match="kv_cache"):
+        tiny_model(torch.ones(1, 2, dtype=torch.long), kv_cache={})
+
+
+INT_DTYPES = [
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.uint8,
+    torch.uint16,
+    torch.uint32,
+    torch.uint64,
+]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_every_integer_dtype_is_its_values(tiny_model, dtype):
+    ids = torch.tensor([[1, 5, 10, 0]])
+    assert torch.equal(tiny_model(ids.to(dtype)), tiny_model(ids))
+    with pytest.raises(ValueError, match=r"input_ids must be in \[0, 10\].*got id 11"):
+        tiny_model(torch.tensor([[1, 11]]).to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float16, torch.float64])
+def test_bool_and_float_ids_are_refused(tiny_model, dtype):
+    with pytest.raises(TypeError, match="input_ids must hold integer"):
+        tiny_model(torch.ones(1, 2, dtype=dtype))
+
+
+def test_huge_uint64_id_is_named_as_given(tiny_model):
+    with pytest.raises(ValueError, match="got id 18446744073709551615"):
+        tiny_model(torch.tensor([[2**64 - 1]], dtype=torch.uint64))
