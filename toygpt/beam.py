@@ -34,11 +34,13 @@ from toygpt.generation import (
     NextTokenLogits,
     _check_max_new_tokens,
     _check_model,
+    _check_model_output,
     _check_token_id,
     check_ids,
+    check_prompt_mask,
 )
 from toygpt.model import eval_mode
-from toygpt.sampling import check_logits, greedy, process_logits
+from toygpt.sampling import greedy, process_logits
 
 __all__ = ["beam_search", "BeamSearchResult", "BeamStep", "BeamCandidate"]
 
@@ -178,6 +180,7 @@ def beam_search(
     pad_token_id: int | None = None,
     early_stopping: bool | str = False,
     num_return_sequences: int = 1,
+    attention_mask: torch.Tensor | None = None,
     repetition_penalty: float | None = None,
     no_repeat_ngram_size: int | None = None,
     allowed_tokens_fn=None,
@@ -192,6 +195,10 @@ def beam_search(
 
     * ``length_penalty`` 0 ranks by total log-probability; 1 by the mean per token;
       larger values favour longer sentences. Any finite value ranks correctly.
+    * ``attention_mask`` ``(B, T)``: 1 on tokens, 0 on left padding. Every prompt's
+      rows then equal its search alone (same tokens, scores within float rounding);
+      the rows keep the left padding, as transformers' do. The rules below never
+      count the padding.
     * Rows shorter than the longest are padded with ``pad_token_id`` (default:
       ``eos_token_id``, as transformers does; 0 if neither is given).
     * ``repetition_penalty``, ``no_repeat_ngram_size`` and ``allowed_tokens_fn`` act as
@@ -212,7 +219,8 @@ def beam_search(
     trained on. The model runs in eval mode and gets its mode back afterwards.
     """
     _check_model(model)
-    check_ids(model, input_ids)
+    ids = check_ids(model, input_ids)  # int64
+    real = check_prompt_mask(model, attention_mask, ids)
     _check_max_new_tokens(max_new_tokens)
     _check_token_id(model, eos_token_id, "eos_token_id")
     _check_token_id(model, pad_token_id, "pad_token_id")
@@ -228,8 +236,10 @@ def beam_search(
         )
         if value is not None  # passed on only when set
     }
+    if rules:  # check the rules' values once, in the one place, before the model runs
+        checked = {k: v for k, v in rules.items() if k != "allowed_tokens_fn"}
+        process_logits(torch.zeros(1, model.vocab_size), ids[:1], **checked)
     pad = next((t for t in (pad_token_id, eos_token_id) if t is not None), 0)
-    ids = input_ids.to(torch.long)
     if max_new_tokens == 0:
         searches = [_Prompt() for _ in range(ids.shape[0])]
         for s in searches:
@@ -239,6 +249,7 @@ def beam_search(
             searches = _search(
                 model,
                 ids,
+                real,
                 num_beams,
                 max_new_tokens,
                 length_penalty,
@@ -250,25 +261,26 @@ def beam_search(
     return _collect(searches, ids.tolist(), num_return_sequences, pad)
 
 
-def _search(model, ids, nb, max_new, lp, eos, early_stopping, rules, use_cache):
+def _search(model, ids, real, nb, max_new, lp, eos, early_stopping, rules, use_cache):
     """Run every prompt's search; return their :class:`_Prompt` states."""
     searches = [_Prompt() for _ in range(ids.shape[0])]
+    pads = [0] * len(searches) if real is None else (~real).sum(dim=1).tolist()
     active = list(range(len(searches)))  # prompts still searching, in batch order
-    next_logits = NextTokenLogits(model, use_cache)
+    next_logits = NextTokenLogits(model, use_cache, attention_mask=real)
     for step in range(max_new):  # ids holds one row per running beam of each active
         ends = step + 1 == max_new  # prompt, in order; this step generates token step+1
         logits = next_logits(ids).float()  # (rows, V): one pass for all beams
-        check_logits(logits, "the model's logits")
+        _check_model_output(logits, step)
         batch_ids = [b for b in active for _ in searches[b].beams]
         logprobs = logits.log_softmax(dim=-1)
         if rules:  # transformers applies beam search's processors to log-probs
-            logprobs = process_logits(logprobs, ids, **rules, batch_ids=batch_ids)
+            logprobs = _processed(logprobs, ids, rules, batch_ids, pads)
         sums = torch.tensor([x for b in active for x in searches[b].sums])
         totals = logprobs + sums[:, None]  # score of every (beam, token) pair
         if nb == 1:  # greedy: generate's rule picks the token (ties: lowest id)
             raw = logits
             if rules:  # greedy applies the processors to the logits
-                raw = process_logits(logits, ids, **rules, batch_ids=batch_ids)
+                raw = _processed(logits, ids, rules, batch_ids, pads)
             choice = greedy(raw)[:, None]
             other = totals.scatter(1, choice, -math.inf).max(dim=1, keepdim=True)
             top = torch.cat([totals.gather(1, choice), other.values], dim=1)
@@ -297,6 +309,22 @@ def _search(model, ids, nb, max_new, lp, eos, early_stopping, rules, use_cache):
         new = torch.tensor(tokens, device=ids.device)[:, None]
         ids = torch.cat([ids.index_select(0, rows), new], dim=1)
     return searches
+
+
+def _processed(scores, ids, rules, batch_ids, pads):
+    """``process_logits`` on every row's real tokens: rows with the same left padding
+    go through together, without it. ``batch_ids[r]`` is row r's prompt."""
+    groups = {}
+    for row, b in enumerate(batch_ids):
+        groups.setdefault(pads[b], []).append(row)
+    out = torch.empty_like(scores)
+    for pad, rows in groups.items():
+        extra = {}
+        if "allowed_tokens_fn" in rules:  # it is told each row's prompt index
+            extra["batch_ids"] = [batch_ids[r] for r in rows]
+        rows = torch.tensor(rows, device=ids.device)
+        out[rows] = process_logits(scores[rows], ids[rows, pad:], **rules, **extra)
+    return out
 
 
 def _top_candidates(totals, counts, nb):
