@@ -285,7 +285,9 @@ def test_matches_transformers_beam_search(eos_bias):
         (dict(length_penalty=float("nan")), ValueError, "length_penalty"),
         (dict(early_stopping="always"), ValueError, "early_stopping"),
         (dict(eos_token_id=-1), ValueError, "eos_token_id"),
-        (dict(input_ids=torch.tensor([[1], [2]])), ValueError, "one prompt"),
+        (dict(pad_token_id=4), ValueError, "pad_token_id"),
+        (dict(use_cache=1), TypeError, "use_cache"),
+        (dict(input_ids=torch.tensor([[0.0]])), TypeError, "input_ids"),
         (dict(input_ids=torch.tensor([[1, 99]])), ValueError, "input_ids"),
     ],
 )
