@@ -70,7 +70,9 @@ def test_processors_match_transformers_beam_search(models, num_beams, rule):
     if num_beams > 1:  # transformers' num_beams=1 is greedy: it gives no scores
         assert torch.allclose(ours.scores, theirs.sequences_scores, atol=1e-4)
     else:
-        assert torch.equal(ours.sequences, generate(model, ids, 8, eos_token_id=EOS, **rule))
+        assert torch.equal(
+            ours.sequences, generate(model, ids, 8, eos_token_id=EOS, **rule)
+        )
 
 
 def test_allowed_tokens_fn_is_told_each_beams_prompt(models):
