@@ -17,6 +17,7 @@ from toygpt.sampling import (
     top_k_filter,
     top_p_filter,
 )
+from toygpt.speculative import SpeculativeStats, speculative_generate
 from toygpt.tokenizer import WordTokenizer
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "DecodingReport",
     "GPTModel",
     "KVCache",
+    "SpeculativeStats",
     "ToyLanguage",
     "TransformerBlock",
     "WordTokenizer",
@@ -52,6 +54,7 @@ __all__ = [
     "process_logits",
     "plot_heatmap",
     "sample_next",
+    "speculative_generate",
     "top_k_filter",
     "top_p_filter",
 ]

@@ -40,9 +40,9 @@ __all__ = ["speculative_generate", "SpeculativeStats", "residual_distribution"]
 class SpeculativeStats:
     """What one ``speculative_generate`` call did.
 
-    ``rounds`` holds one ``(proposed, accepted)`` pair per target pass; ``proposed``
-    and ``accepted`` are their totals; ``target_calls`` and ``draft_calls`` count forward
-    passes; ``new_tokens`` counts the tokens emitted.
+    ``rounds`` holds one ``(proposed, accepted)`` pair per target pass;
+    ``proposed`` and ``accepted`` are their totals; ``target_calls`` and
+    ``draft_calls`` count forward passes; ``new_tokens`` counts the tokens emitted.
     """
 
     rounds: list[tuple[int, int]] = field(default_factory=list)
@@ -74,7 +74,8 @@ def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     It holds the mass the target gives a token beyond what the draft already gave it.
     If ``p == q`` (a rejection then has probability 0) it returns ``p``.
 
-    >>> residual_distribution(torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.6, 0.2]))
+    >>> p, q = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.6, 0.2])
+    >>> residual_distribution(p, q)
     tensor([1., 0., 0.])
     """
     residual = (p - q).clamp(min=0)
@@ -83,8 +84,8 @@ def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 class _Runner:
-    """Logits of one model for the last positions of a growing sequence (batch 1), with a
-    KV cache that holds a prefix of the sequence and is cropped on rejection."""
+    """Logits of one model for the last positions of a growing sequence (batch 1),
+    with a KV cache that holds a prefix of the sequence and is cropped on rejection."""
 
     def __init__(self, model, use_cache: bool, who: str):
         self.model, self.who = model, who
@@ -92,7 +93,8 @@ class _Runner:
         self.calls = 0
 
     def logits(self, ids: torch.Tensor, last: int) -> torch.Tensor:
-        """``ids (1, L)`` -> logits ``(last, V)`` predicting tokens ``L - last + 1 .. L``."""
+        """``ids (1, L)`` -> logits ``(last, V)`` predicting the tokens at positions
+        ``L - last + 1 .. L``."""
         self.calls += 1
         if self.cache is None:
             out = self.model(ids)[0, -last:]
@@ -112,8 +114,8 @@ class _Runner:
 
 
 def _distribution(logits, prefix, rule, who):
-    """The rule's next-token distribution (float64) for one position: the one place the
-    accept/reject test gets ``p`` (``who="target"``) and ``q`` (``who="draft"``) from."""
+    """The rule's next-token distribution (float64) for one position: the one place
+    the accept/reject test takes ``p`` (who="target") and ``q`` (who="draft") from."""
     scores = process_logits(logits.float().unsqueeze(0), prefix, **rule)[0]
     return scores.softmax(-1).double()
 
@@ -148,7 +150,8 @@ def _check_arguments(target, draft, input_ids, max_new_tokens, num_draft_tokens,
     GPTModel.check_input_ids(target, input_ids)
     if input_ids.shape[0] != 1:
         raise ValueError(
-            f"input_ids must hold one sequence (batch 1), got batch {input_ids.shape[0]}; "
+            "input_ids must hold one sequence (batch 1), got batch "
+            f"{input_ids.shape[0]}; "
             "speculative_generate accepts a different number of tokens in each row, so "
             "call it once per prompt"
         )
@@ -224,7 +227,8 @@ def speculative_generate(
         _check_bool(name, value)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            "generator must be a torch.Generator or None, got "
+            f"{type(generator).__name__}"
         )
     if allowed_tokens_fn is not None:
         if not callable(allowed_tokens_fn):
@@ -237,7 +241,8 @@ def speculative_generate(
         unused = sorted(set(rule) - {"allowed_tokens_fn"})
         if unused:
             raise ValueError(
-                f"{', '.join(unused)} only apply when do_sample=True (greedy ignores them)"
+                f"{', '.join(unused)} only apply when do_sample=True "
+                "(greedy ignores them)"
             )
     else:  # check every rule keyword once, before any model runs
         probe = dict(rule)
