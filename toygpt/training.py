@@ -106,15 +106,16 @@ def make_batch(
     return inputs, targets
 
 
-def _check_sentences(sentences) -> None:
+def _check_sentences(sentences, name: str = "sentences") -> None:
     if not isinstance(sentences, (list, tuple)) or not sentences:
         raise ValueError(
-            "sentences must be a non-empty list of sentences (lists of token ids)"
+            f"{name} must be a non-empty list of sentences (lists of token ids)"
         )
     for s in sentences:
         if not isinstance(s, (list, tuple)) or len(s) < 2:
             raise ValueError(
-                f"sentences must hold lists of at least 2 token ids (<s> and one more), got {s!r}"
+                f"{name} must hold lists of at least 2 token ids (<s> and one "
+                f"more), got {s!r}"
             )
 
 
@@ -254,7 +255,7 @@ def check_training_options(
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be True or False, got {progress!r}")
     if val_sentences is not None:
-        _check_sentences(val_sentences)
+        _check_sentences(val_sentences, "val_sentences")
         V = len(lang.vocab)
         for s in val_sentences:
             if any(isinstance(i, bool) or not isinstance(i, int) for i in s):
