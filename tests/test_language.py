@@ -384,3 +384,36 @@ def test_bad_arguments_raise(lang):
         lang.sample(0)
     with pytest.raises(TypeError, match="generator"):
         lang.sample(1, generator=0)
+
+
+def test_allowed_next_is_the_support_of_next_token_probs(lang):
+    """Every reachable prefix: allowed_next lists exactly the words of positive
+    probability; walking only allowed words always ends in a sentence."""
+    stack, seen = [[lang.bos_id]], 0
+    while stack:
+        ids = stack.pop()
+        allowed = lang.allowed_next(ids)
+        if ids[-1] == lang.eos_id:
+            assert allowed == [lang.eos_id]  # a finished sentence: only padding
+            assert lang.sequence_log_prob(ids) > float("-inf")
+            seen += 1
+            continue
+        probs = lang.next_token_probs(ids)
+        assert allowed == sorted(int(i) for i in torch.nonzero(probs > 0))
+        assert lang.allowed_tokens_fn(0, torch.tensor(ids)) == allowed
+        stack.extend(ids + [t] for t in allowed)
+    assert seen == 3867  # every sentence of the language, once
+
+
+def test_allowed_next_after_an_impossible_prefix_allows_only_eos(lang):
+    tok = lang.tokenizer()
+    assert lang.allowed_next(tok.encode("hello hello")) == [lang.eos_id]
+    assert lang.allowed_next(tok.encode("hello world </s> the")) == [lang.eos_id]
+    with pytest.raises(ValueError, match="<s>"):
+        lang.allowed_next([0, 1])
+    with pytest.raises(ValueError, match="empty"):
+        lang.allowed_next([])
+    with pytest.raises(ValueError, match="prefix_ids"):
+        lang.allowed_next([lang.bos_id, 99])
+    with pytest.raises(TypeError, match="prefix_ids"):
+        lang.allowed_next("hello")

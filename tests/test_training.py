@@ -1,5 +1,6 @@
 """Training on the toy language: batches, losses against the truth, a few steps that help, the CLI."""
 
+import json
 import math
 
 import pytest
@@ -8,7 +9,15 @@ import torch
 from toygpt.language import ToyLanguage
 from toygpt.model import GPTModel
 from toygpt.pretrained import load_pretrained
-from toygpt.training import evaluate, main, make_batch, mean_kl, train
+from toygpt.training import (
+    agreement,
+    distill,
+    evaluate,
+    main,
+    make_batch,
+    mean_kl,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +175,123 @@ def test_command_line_writes_a_loadable_checkpoint(lang, tmp_path, capsys):
     model, tokenizer = load_pretrained(out)
     assert model.config["d_model"] == 16 and tokenizer.vocab == lang.vocab
     assert not model.training
+
+
+# ---- issue 11 item 6: every option checked before the first step ------------------
+
+
+@pytest.mark.parametrize(
+    "option, value, error",
+    [
+        ("warmup", math.nan, TypeError),
+        ("warmup", -1, ValueError),
+        ("warmup", 5, ValueError),  # more warm-up steps than steps
+        ("weight_decay", math.nan, ValueError),
+        ("weight_decay", -0.1, ValueError),
+        ("weight_decay", "0.1", TypeError),
+        ("seed", -1, ValueError),
+        ("seed", 2**64, ValueError),
+        ("seed", 1.0, TypeError),
+        ("eval_every", 0, ValueError),
+        ("progress", "no", TypeError),
+        ("lr", math.inf, ValueError),
+        ("val_sentences", [[37, 99, 38]], ValueError),
+        ("val_sentences", [[37, 1.0, 38]], TypeError),
+        ("val_sentences", [[37]], ValueError),
+    ],
+)
+def test_train_checks_every_option_first(lang, option, value, error):
+    model = tiny_model(lang)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    options = dict(steps=4, batch_size=4, lr=1e-3, seed=0, progress=False)
+    options[option] = value
+    with pytest.raises(error, match=option):
+        train(model, lang, **options)
+    for k, v in model.state_dict().items():  # not one step was taken
+        assert torch.equal(v, before[k])
+
+
+def test_distill_brings_the_student_to_its_teacher(lang):
+    teacher = tiny_model(lang, seed=1)
+    train(teacher, lang, steps=60, batch_size=32, lr=3e-3, seed=0, progress=False)
+    student = tiny_model(lang, seed=2)
+    val = lang.sample(200, generator=torch.Generator().manual_seed(3))
+    kl_before, _ = agreement(student, teacher, lang, val)
+    history = distill(
+        student, teacher, lang, steps=60, batch_size=32, lr=3e-3, seed=0,
+        val_sentences=val, progress=False,
+    )  # fmt: skip
+    kl_after, agree = agreement(student, teacher, lang, val)
+    assert kl_after < 0.5 * kl_before
+    assert history["val_kl"][-1] == pytest.approx(kl_after, rel=1e-4)
+    assert history["val_agreement"][-1] == pytest.approx(agree)
+    assert agreement(teacher, teacher, lang, val) == (pytest.approx(0.0, abs=1e-6), 1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        distill(student, teacher, lang, steps=1, batch_size=2, lr=1e-3, seed=0,
+                temperature=0.0)  # fmt: skip
+    with pytest.raises(ValueError, match="warmup"):
+        distill(student, teacher, lang, steps=1, batch_size=2, lr=1e-3, seed=0,
+                warmup=-2)  # fmt: skip
+
+
+TINY = ["--d-model", "16", "--num-heads", "2", "--num-layers", "1"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seed", str(2**64)], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--test-sentences", "0"], "--test-sentences"),
+        (["--steps", "0"], "steps"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--lr", "nan"], "lr"),
+        (["--num-heads", "3"], "divisible"),
+        (["--context-length", "4"], "context_length"),
+        (["--distill-from", "/nowhere/x.pt"], "--distill-from"),
+    ],
+)
+def test_command_refuses_bad_settings_before_training(tmp_path, capsys, extra, message):
+    # 10**9 steps: the command would run for days if it started before checking.
+    args = ["--output", str(tmp_path / "m.pt"), "--steps", "1000000000", *TINY]
+    with pytest.raises(SystemExit):
+        main(args + extra + ["--no-progress"])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_command_checks_its_output_path(tmp_path, capsys):
+    (tmp_path / "taken.pt").write_bytes(b"x")
+    (tmp_path / "ckpt").mkdir()
+    for output, message in (
+        ("", "empty"),
+        ("  ", "empty"),
+        (str(tmp_path / "taken.pt"), "already exists"),
+        (str(tmp_path / "ckpt"), "folder"),
+        (str(tmp_path / "m.bin"), ".pt"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["--output", output, "--steps", "1000000000", "--no-progress", *TINY])
+        assert message in capsys.readouterr().err, output
+    assert (tmp_path / "taken.pt").read_bytes() == b"x"
+
+
+def test_command_distills_a_draft(lang, tmp_path, capsys):
+    teacher = tmp_path / "teacher.pt"
+    main(["--output", str(teacher), "--steps", "3", *TINY, "--test-sentences", "50",
+          "--no-progress"])  # fmt: skip
+    out = tmp_path / "draft.pt"
+    main(["--output", str(out), "--distill-from", str(teacher), "--steps", "3",
+          "--d-model", "8", "--test-sentences", "50", "--no-progress"])  # fmt: skip
+    assert "greedy agreement" in capsys.readouterr().out
+    model, _ = load_pretrained(out)
+    assert model.config["d_model"] == 8 and model.config["num_layers"] == 1
+    config = json.loads((tmp_path / "draft.json").read_text())
+    assert config["training"]["distill_from"] == str(teacher)
+    assert 0 <= config["metrics"]["greedy_agreement"] <= 1
+    with pytest.raises(SystemExit):  # the same output again: refused ...
+        main(["--output", str(out), "--distill-from", str(teacher), "--steps", "1",
+              "--test-sentences", "5", "--no-progress"])  # fmt: skip
+    main(["--output", str(out), "--distill-from", str(teacher), "--steps", "1",
+          "--d-model", "8", "--test-sentences", "5", "--no-progress",
+          "--overwrite"])  # fmt: skip

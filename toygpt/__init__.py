@@ -28,6 +28,7 @@ from toygpt.sampling import (
     top_p_filter,
     typical_filter,
 )
+from toygpt.speculative import SpeculativeStats, speculative_generate
 from toygpt.tokenizer import WordTokenizer
 
 __version__ = "0.1.0"
@@ -56,6 +57,7 @@ __all__ = [
     "KVCache",
     "SentenceDistribution",
     "SentenceTree",
+    "SpeculativeStats",
     "ToyLanguage",
     "TransformerBlock",
     "WordTokenizer",
@@ -76,6 +78,7 @@ __all__ = [
     "plot_heatmap",
     "sample_next",
     "sentence_distribution",
+    "speculative_generate",
     "top_k_filter",
     "top_p_filter",
     "typical_filter",

@@ -4,62 +4,14 @@ A real language model is judged against text whose "true" probabilities nobody k
 the text comes from a small probabilistic grammar, so for any prefix we can say exactly how
 likely each next word is, and compare a trained model (or a decoding strategy) with the truth.
 
-The grammar is a *probabilistic finite-state machine*. Every sentence starts in the state
-``START`` right after ``<s>``; each state lists the words that may come next, each with its
-probability and the state it leads to. ``</s>`` ends the sentence (state ``END``). A word
-appears at most once per state, so the prefix alone tells which state we are in, and the
-next-word distribution after a prefix is simply that state's row of the table below.
-No state can be visited twice in one sentence, so every sentence is short (11 tokens at most,
-``<s>`` and ``</s>`` included) and exact sums over all sentences are cheap.
-
-::
-
-    START        hello .30 > HELLO        the .25 > SUBJECT        this .15 > THIS
-                 GPT .12 > MACHINE        a .10 > SUBJECT          AI .08 > MACHINE
-    HELLO        world .90 > HELLO_WORLD  GPT .05 > DONE           AI .05 > DONE
-    HELLO_WORLD  this .75 > THIS          </s> .25
-    THIS         is .95 > THIS_IS         model .05 > MACHINE
-    THIS_IS      a .35 > IS_A             the .15 > IS_THE         GPT .15 > DONE
-                 AI .10 > DONE            not .10 > IS_NOT         good .08 > DONE
-                 new .07 > DONE
-    IS_A         test .35 > DONE          language .20 > LANGUAGE  model .15 > DONE
-                 small .10 > KIND         new .10 > KIND           good .10 > KIND
-    IS_THE       model .35 > DONE         test .25 > DONE          world .20 > DONE
-                 new .20 > KIND
-    IS_NOT       a .80 > NOT_A            GPT .10 > DONE           AI .10 > DONE
-    NOT_A        test .70 > DONE          model .15 > DONE         dog .15 > DONE
-    KIND         model .45 > DONE         language .30 > LANGUAGE  test .25 > DONE
-    LANGUAGE     model .85 > DONE         </s> .15
-    SUBJECT      dog .12 > ANIMAL         cat .12 > ANIMAL         robot .12 > MACHINE
-                 model .12 > MACHINE      bird .10 > ANIMAL        computer .10 > MACHINE
-                 small .08 > SUBJECT_ADJ  big .08 > SUBJECT_ADJ    old .08 > SUBJECT_ADJ
-                 new .08 > SUBJECT_ADJ
-    SUBJECT_ADJ  dog .20 > ANIMAL         cat .20 > ANIMAL         robot .20 > MACHINE
-                 bird .15 > ANIMAL        model .15 > MACHINE      computer .10 > MACHINE
-    ANIMAL       is .40 > ANIMAL_IS       runs .30 > RUNS          sleeps .15 > DONE
-                 likes .15 > LIKES
-    ANIMAL_IS    happy .16 > ADJ_END      small .14 > ADJ_END      big .13 > ADJ_END
-                 old .12 > ADJ_END        quiet .12 > ADJ_END      good .11 > ADJ_END
-                 very .11 > VERY          new .11 > ADJ_END
-    VERY         happy .30 > ADJ_END      small .25 > ADJ_END      big .25 > ADJ_END
-                 old .20 > ADJ_END
-    ADJ_END      </s> .85                 and .15 > AND_ADJ
-    AND_ADJ      happy .30 > DONE         small .25 > DONE         quiet .25 > DONE
-                 old .20 > DONE
-    RUNS         </s> .80                 fast .20 > DONE
-    LIKES        the .60 > OBJECT         a .40 > OBJECT
-    OBJECT       cat .20 > DONE           dog .20 > DONE           bird .15 > DONE
-                 book .15 > DONE          story .15 > DONE         robot .15 > DONE
-    MACHINE      writes .30 > WRITES      learns .25 > LEARNS      is .25 > MACHINE_IS
-                 reads .20 > READS
-    MACHINE_IS   smart .35 > ADJ_END      new .25 > ADJ_END        good .20 > ADJ_END
-                 a .20 > IS_A
-    WRITES       a .70 > TEXT             the .30 > TEXT
-    READS        the .60 > TEXT           a .40 > TEXT
-    TEXT         story .35 > DONE         poem .25 > DONE          book .25 > DONE
-                 test .15 > DONE
-    LEARNS       language .40 > DONE      fast .35 > DONE          </s> .25
-    DONE         </s> 1.00
+The grammar (``toygpt.grammar``, where its table is written out) is a *probabilistic
+finite-state machine*: every sentence starts in the state ``START`` right after ``<s>``;
+each state lists the words that may come next, each with its probability and the state
+it leads to; ``</s>`` ends the sentence. A word appears at most once per state, so the
+prefix alone tells which state we are in, and the next-word distribution after a prefix
+is that state's row of the table. No state is visited twice in one sentence, so every
+sentence is short (11 tokens at most, ``<s>`` and ``</s>`` included) and exact sums over
+all sentences are cheap.
 
 Words that play the same part lead to the same state (``dog``, ``cat`` and ``bird`` all lead
 from ``SUBJECT`` to ``ANIMAL``), so a model trained on this language learns similar
@@ -87,92 +39,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 
-from toygpt.model import GPTModel
+from toygpt.grammar import BOS, END, EOS, EXAMPLE_CONTEXTS, START, TRANSITIONS, VOCAB
+from toygpt.oracle import LanguageOracle
 from toygpt.tokenizer import WordTokenizer
 
 __all__ = ["ToyLanguage", "LanguageOracle", "VOCAB", "TRANSITIONS"]
-
-BOS, EOS = "<s>", "</s>"
-
-# The lesson's ten words come first, so ids 0..9 are the lesson's ids; then the other words by
-# part of speech; the sentence start and end tokens last.
-VOCAB = [
-    # the lesson's vocabulary
-    "hello", "world", "this", "is", "a", "test", "model", "GPT", "language", "AI",
-    # articles, small words
-    "the", "not", "and", "very",
-    # nouns
-    "dog", "cat", "bird", "robot", "computer", "book", "story", "poem",
-    # verbs
-    "runs", "sleeps", "likes", "writes", "reads", "learns",
-    # adjectives and an adverb
-    "happy", "small", "big", "old", "new", "good", "quiet", "smart", "fast",
-    # sentence start and end
-    BOS, EOS,
-]  # fmt: skip
-
-# state -> [(next word, probability, next state), ...]; the table in the module docstring.
-# "</s>" always leads to "END", which has no row: the sentence is over.
-TRANSITIONS = {
-    "START": [("hello", 0.30, "HELLO"), ("the", 0.25, "SUBJECT"), ("this", 0.15, "THIS"),
-              ("GPT", 0.12, "MACHINE"), ("a", 0.10, "SUBJECT"), ("AI", 0.08, "MACHINE")],
-    "HELLO": [("world", 0.90, "HELLO_WORLD"), ("GPT", 0.05, "DONE"), ("AI", 0.05, "DONE")],
-    "HELLO_WORLD": [("this", 0.75, "THIS"), (EOS, 0.25, "END")],
-    "THIS": [("is", 0.95, "THIS_IS"), ("model", 0.05, "MACHINE")],
-    # the lesson's prompt "hello world this is" ends here: several plausible continuations
-    "THIS_IS": [("a", 0.35, "IS_A"), ("the", 0.15, "IS_THE"), ("GPT", 0.15, "DONE"), ("AI", 0.10, "DONE"),
-                ("not", 0.10, "IS_NOT"), ("good", 0.08, "DONE"), ("new", 0.07, "DONE")],
-    "IS_A": [("test", 0.35, "DONE"), ("language", 0.20, "LANGUAGE"), ("model", 0.15, "DONE"),
-             ("small", 0.10, "KIND"), ("new", 0.10, "KIND"), ("good", 0.10, "KIND")],
-    "IS_THE": [("model", 0.35, "DONE"), ("test", 0.25, "DONE"), ("world", 0.20, "DONE"), ("new", 0.20, "KIND")],
-    "IS_NOT": [("a", 0.80, "NOT_A"), ("GPT", 0.10, "DONE"), ("AI", 0.10, "DONE")],
-    "NOT_A": [("test", 0.70, "DONE"), ("model", 0.15, "DONE"), ("dog", 0.15, "DONE")],
-    "KIND": [("model", 0.45, "DONE"), ("language", 0.30, "LANGUAGE"), ("test", 0.25, "DONE")],
-    "LANGUAGE": [("model", 0.85, "DONE"), (EOS, 0.15, "END")],
-    # after "the" or "a" at the start of a sentence: a flat distribution over ten words
-    "SUBJECT": [("dog", 0.12, "ANIMAL"), ("cat", 0.12, "ANIMAL"), ("robot", 0.12, "MACHINE"),
-                ("model", 0.12, "MACHINE"), ("bird", 0.10, "ANIMAL"), ("computer", 0.10, "MACHINE"),
-                ("small", 0.08, "SUBJECT_ADJ"), ("big", 0.08, "SUBJECT_ADJ"), ("old", 0.08, "SUBJECT_ADJ"),
-                ("new", 0.08, "SUBJECT_ADJ")],
-    "SUBJECT_ADJ": [("dog", 0.20, "ANIMAL"), ("cat", 0.20, "ANIMAL"), ("robot", 0.20, "MACHINE"),
-                    ("bird", 0.15, "ANIMAL"), ("model", 0.15, "MACHINE"), ("computer", 0.10, "MACHINE")],
-    # the greedy trap: "is" is the likeliest word, but every sentence through it is unlikely
-    "ANIMAL": [("is", 0.40, "ANIMAL_IS"), ("runs", 0.30, "RUNS"), ("sleeps", 0.15, "DONE"),
-               ("likes", 0.15, "LIKES")],
-    "ANIMAL_IS": [("happy", 0.16, "ADJ_END"), ("small", 0.14, "ADJ_END"), ("big", 0.13, "ADJ_END"),
-                  ("old", 0.12, "ADJ_END"), ("quiet", 0.12, "ADJ_END"), ("good", 0.11, "ADJ_END"),
-                  ("very", 0.11, "VERY"), ("new", 0.11, "ADJ_END")],
-    "VERY": [("happy", 0.30, "ADJ_END"), ("small", 0.25, "ADJ_END"), ("big", 0.25, "ADJ_END"),
-             ("old", 0.20, "ADJ_END")],
-    "ADJ_END": [(EOS, 0.85, "END"), ("and", 0.15, "AND_ADJ")],
-    "AND_ADJ": [("happy", 0.30, "DONE"), ("small", 0.25, "DONE"), ("quiet", 0.25, "DONE"), ("old", 0.20, "DONE")],
-    "RUNS": [(EOS, 0.80, "END"), ("fast", 0.20, "DONE")],
-    "LIKES": [("the", 0.60, "OBJECT"), ("a", 0.40, "OBJECT")],
-    "OBJECT": [("cat", 0.20, "DONE"), ("dog", 0.20, "DONE"), ("bird", 0.15, "DONE"), ("book", 0.15, "DONE"),
-               ("story", 0.15, "DONE"), ("robot", 0.15, "DONE")],
-    "MACHINE": [("writes", 0.30, "WRITES"), ("learns", 0.25, "LEARNS"), ("is", 0.25, "MACHINE_IS"),
-                ("reads", 0.20, "READS")],
-    "MACHINE_IS": [("smart", 0.35, "ADJ_END"), ("new", 0.25, "ADJ_END"), ("good", 0.20, "ADJ_END"),
-                   ("a", 0.20, "IS_A")],
-    "WRITES": [("a", 0.70, "TEXT"), ("the", 0.30, "TEXT")],
-    "READS": [("the", 0.60, "TEXT"), ("a", 0.40, "TEXT")],
-    "TEXT": [("story", 0.35, "DONE"), ("poem", 0.25, "DONE"), ("book", 0.25, "DONE"), ("test", 0.15, "DONE")],
-    "LEARNS": [("language", 0.40, "DONE"), ("fast", 0.35, "DONE"), (EOS, 0.25, "END")],
-    "DONE": [(EOS, 1.00, "END")],
-}  # fmt: skip
-
-# Prompts (without "<s>") for the chapters: what the next-word distribution looks like there.
-EXAMPLE_CONTEXTS = {
-    "lesson": "hello world this is",  # the lesson's prompt: a, the, GPT, AI, not, good, new
-    "peaked": "hello",  # world 0.90: nearly certain
-    "flat": "the",  # ten words, none above 0.12
-    "medium": "the robot",  # writes .30, learns .25, is .25, reads .20
-    "greedy_trap": "the dog",  # is .40 leads nowhere likely; runs .30 ends well
-}
-
-START, END = "START", "END"
 
 
 def _check_ids(ids, name: str) -> list[int]:
@@ -246,6 +118,10 @@ class ToyLanguage:
         self._step = {
             state: {self.word_to_id[w]: (p, nxt) for w, p, nxt in rows}
             for state, rows in self.transitions.items()
+        }
+        # For constraints: each state's allowed ids, in increasing order.
+        self._allowed = {
+            state: tuple(sorted(self._step[state])) for state in self.transitions
         }
         # For sampling: each state's word ids and cumulative probabilities.
         self._cdf = {}
@@ -429,6 +305,34 @@ class ToyLanguage:
             )
         return self._table[self._state_index[state]].float()
 
+    def allowed_next(self, prefix_ids) -> list[int]:
+        """The ids the grammar allows after a prefix, in increasing order.
+
+        ``prefix_ids`` (a list of ids, a 1-D tensor or a ``(1, T)`` tensor) must start
+        with ``<s>`` (else ``ValueError``). After a possible prefix: the words of its
+        state's row, the words of positive probability. After a finished sentence, or
+        after a prefix the grammar cannot produce (probability 0): only ``</s>``, so that
+        a constrained decoder ends the row at once (decoders pad finished rows with
+        ``</s>``) instead of continuing text that is not a sentence.
+
+        >>> lang = ToyLanguage()
+        >>> [lang.vocab[i] for i in lang.allowed_next(lang.tokenizer().encode("hello"))]
+        ['world', 'GPT', 'AI']
+        """
+        ids = _check_ids(prefix_ids, "prefix_ids")
+        state, _ = self._walk(ids, "prefix_ids")
+        if state is None or state == END:
+            return [self.eos_id]
+        return list(self._allowed[state])
+
+    def allowed_tokens_fn(self, batch_id: int, ids) -> list[int]:
+        """:meth:`allowed_next` with the ``(batch_id, ids) -> list[int]`` convention of
+        ``allowed_tokens_fn`` (transformers' ``prefix_allowed_tokens_fn``): pass
+        ``allowed_tokens_fn=lang.allowed_tokens_fn`` to a decoder, with prompts that
+        start with ``<s>``. Every row follows the same grammar, so ``batch_id`` is not
+        used."""
+        return self.allowed_next(ids)
+
     def sequence_log_prob(self, ids) -> float:
         """Exact log-probability (natural log) of ``ids[1:]`` given ``ids[0] = <s>``.
 
@@ -496,62 +400,3 @@ class ToyLanguage:
         Its forward returns log true probabilities ``(B, T, V)``; see :class:`LanguageOracle`.
         """
         return LanguageOracle(self, context_length)
-
-
-class LanguageOracle(nn.Module):
-    """A "model" that knows the truth: ``forward(input_ids (B, T)) -> (B, T, V)`` log-probabilities.
-
-    ``out[b, t]`` is ``log lang.next_token_probs(input_ids[b, : t + 1])`` (``-inf`` for
-    impossible words), in float32. Since log-softmax of log-probabilities gives them back,
-    ``generate`` and ``beam_search`` treat it like a model's logits and decode the language itself.
-
-    Where the prefix itself is impossible (it does not start with ``<s>``, contains a word
-    the grammar does not allow, or continues after ``</s>``) there is no truth to report; the
-    oracle then returns the uniform distribution, ``log(1 / V)`` for every word, rather than
-    raising. Decoders may build such prefixes (a beam search with more beams than possible
-    sentences, a batch row that has already ended) and must keep running; a prefix of
-    probability 0 keeps a score of ``-inf``, so it never beats a real sentence.
-
-    >>> lang = ToyLanguage()
-    >>> oracle = lang.as_model()
-    >>> logp = oracle(lang.tokenizer().encode("hello"))  # (1, 2, V)
-    >>> lang.vocab[int(logp[0, -1].argmax())]
-    'world'
-    """
-
-    def __init__(self, language: ToyLanguage, context_length: int = 16):
-        super().__init__()
-        if isinstance(context_length, bool) or not isinstance(context_length, int):
-            raise TypeError(f"context_length must be an int, got {context_length!r}")
-        if context_length < language.max_sentence_length:
-            raise ValueError(
-                f"context_length must be >= {language.max_sentence_length} (the longest sentence), "
-                f"got {context_length}"
-            )
-        self.language = language
-        self.vocab_size = len(language.vocab)
-        self.context_length = context_length
-        self.register_buffer(
-            "log_table", language._table.log().float(), persistent=False
-        )  # (states + 1, V)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        GPTModel.check_input_ids(
-            self, input_ids
-        )  # the same checks and messages as a GPTModel's
-        lang, uniform = self.language, self.log_table.shape[0] - 1
-        rows = []
-        for ids in input_ids.tolist():
-            state = START if ids[0] == lang.bos_id else None
-            row = [lang._state_index[state] if state is not None else uniform]
-            for i in ids[1:]:
-                if state is not None and state != END and i in lang._step[state]:
-                    state = lang._step[state][i][1]
-                else:
-                    state = None
-                row.append(
-                    uniform if state in (None, END) else lang._state_index[state]
-                )
-            rows.append(row)
-        index = torch.tensor(rows, dtype=torch.long, device=self.log_table.device)
-        return self.log_table[index]  # (B, T, V)

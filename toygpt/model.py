@@ -199,6 +199,24 @@ class KVCache:
             kv[:, :, :, :, :n] = self._kv[:, :, :, :, :n].index_select(2, rows)
             self._kv = kv
 
+    def crop(self, length: int) -> None:
+        """Forget every position from ``length`` on, in every layer: the cache then holds
+        the first ``length`` tokens, as if only they had been run. Speculative decoding
+        uses it to take back draft tokens the target rejected. The storage is kept; the
+        next ``update`` writes over the forgotten positions.
+
+        ``length`` must be an int in ``[0, len(self)]``: a cache cannot grow by cropping.
+        """
+        if isinstance(length, bool) or not isinstance(length, int):
+            raise TypeError(
+                f"length must be an int in [0, {len(self)}], got {length!r}"
+            )
+        if not 0 <= length <= len(self):
+            raise ValueError(
+                f"length must be in [0, {len(self)}] (the cached positions), got {length}"
+            )
+        self.lengths = [min(n, length) for n in self.lengths]
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t only sees positions <= t."""

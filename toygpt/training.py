@@ -9,9 +9,12 @@ Each training example is one whole sentence, ``<s> ... </s>``, starting at posit
 Sentences in a batch have different lengths, so the shorter ones are padded and the padded
 positions are left out of the loss (target ``-100``, which ``F.cross_entropy`` ignores).
 
-Reproduce the shipped checkpoint (about 2 minutes on 2 CPU cores; config.json goes beside it)::
+Reproduce the shipped checkpoints (the default one takes about 2 minutes on 2 CPU
+cores, the draft distilled from it some seconds)::
 
-    python -m toygpt.training --output toygpt/checkpoints/toygpt.pt
+    python -m toygpt.training --output toygpt/checkpoints/toygpt.pt --overwrite
+    python -m toygpt.training --distill-from default \\
+        --output toygpt/checkpoints/draft.pt --overwrite
 
 A small model comes close to the floor in a few seconds (about 4 s on 2 CPU cores):
 
@@ -26,7 +29,6 @@ A small model comes close to the floor in a few seconds (about 4 s on 2 CPU core
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
@@ -36,10 +38,19 @@ import torch.nn.functional as F
 from tqdm.auto import trange
 
 from toygpt.language import ToyLanguage
-from toygpt.model import GPTModel, eval_mode
-from toygpt.pretrained import save_pretrained
+from toygpt.model import eval_mode
 
-__all__ = ["train", "evaluate", "mean_kl", "make_batch", "DEFAULTS"]
+__all__ = [
+    "train",
+    "distill",
+    "agreement",
+    "evaluate",
+    "mean_kl",
+    "make_batch",
+    "check_training_options",
+    "DEFAULTS",
+    "DRAFT_DEFAULTS",
+]
 
 IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value: the padding
 
@@ -53,6 +64,20 @@ DEFAULTS = dict(
     steps=3000,
     batch_size=64,
     lr=1e-3,
+    seed=0,
+)
+
+# The shipped draft model (``load_pretrained("draft")``): one small layer, distilled
+# from the default checkpoint.
+DRAFT_DEFAULTS = dict(
+    d_model=64,
+    num_heads=4,
+    num_layers=1,
+    dropout=0.0,
+    context_length=16,
+    steps=1000,
+    batch_size=64,
+    lr=3e-3,
     seed=0,
 )
 
@@ -81,15 +106,16 @@ def make_batch(
     return inputs, targets
 
 
-def _check_sentences(sentences) -> None:
+def _check_sentences(sentences, name: str = "sentences") -> None:
     if not isinstance(sentences, (list, tuple)) or not sentences:
         raise ValueError(
-            "sentences must be a non-empty list of sentences (lists of token ids)"
+            f"{name} must be a non-empty list of sentences (lists of token ids)"
         )
     for s in sentences:
         if not isinstance(s, (list, tuple)) or len(s) < 2:
             raise ValueError(
-                f"sentences must hold lists of at least 2 token ids (<s> and one more), got {s!r}"
+                f"{name} must hold lists of at least 2 token ids (<s> and one "
+                f"more), got {s!r}"
             )
 
 
@@ -186,6 +212,78 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def _check_int(name, value, minimum, maximum=None) -> None:
+    shown = (
+        f"an int >= {minimum}"
+        if maximum is None
+        else f"an int in [{minimum}, {maximum}]"
+    )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {shown}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {shown}, got {value}")
+
+
+def _check_number(name, value, minimum, *, strict: bool) -> None:
+    shown = f"a finite number {'>' if strict else '>='} {minimum}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be {shown}, got {value!r}")
+    too_small = value <= minimum if strict else value < minimum
+    if not math.isfinite(value) or too_small:  # NaN fails isfinite
+        raise ValueError(f"{name} must be {shown}, got {value}")
+
+
+# Seeds: torch.manual_seed takes at most 2**64 - 1; training uses seed + 1 (validation)
+# and the command seed + 12345 (test sentences), so seeds stay below 2**63.
+MAX_SEED = 2**63 - 1
+
+
+def check_training_options(
+    lang, *, steps, batch_size, lr, seed, weight_decay, warmup, val_sentences,
+    eval_every, progress,
+) -> None:  # fmt: skip
+    """Every option of :func:`train` (and :func:`distill`), checked before any step."""
+    _check_int("steps", steps, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("seed", seed, 0, MAX_SEED)
+    _check_number("lr", lr, 0, strict=True)
+    _check_number("weight_decay", weight_decay, 0, strict=False)
+    if warmup is not None:
+        _check_int("warmup", warmup, 0, steps)
+    if eval_every is not None:
+        _check_int("eval_every", eval_every, 1)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    if val_sentences is not None:
+        _check_sentences(val_sentences, "val_sentences")
+        V = len(lang.vocab)
+        for s in val_sentences:
+            if any(isinstance(i, bool) or not isinstance(i, int) for i in s):
+                raise TypeError(f"val_sentences must hold lists of int ids, got {s!r}")
+            if not all(0 <= i < V for i in s):
+                raise ValueError(f"val_sentences holds an id outside [0, {V - 1}]: {s}")
+            if len(s) > lang.max_sentence_length:
+                raise ValueError(
+                    f"val_sentences holds a sentence of {len(s)} tokens; the language's "
+                    f"longest has {lang.max_sentence_length}"
+                )
+
+
+def _optimizer(model, lr, weight_decay):
+    # Weight decay on weight matrices and embeddings, not on biases or LayerNorm gains
+    # (as nanoGPT).
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+        betas=(0.9, 0.98),
+    )
+
+
 def train(
     model: nn.Module,
     lang: ToyLanguage,
@@ -203,42 +301,33 @@ def train(
     """Train ``model`` in place on fresh sentences of ``lang``; return the loss history.
 
     Each step draws ``batch_size`` new sentences (from a ``torch.Generator`` seeded with
-    ``seed``), and takes one AdamW step on their mean next-token cross-entropy. The learning
-    rate warms up linearly over ``warmup`` steps (default: a tenth of the steps, at most 200),
-    then decays along a cosine to ``lr / 10``. ``seed`` also seeds dropout.
+    ``seed``), and takes one AdamW step on their mean next-token cross-entropy. The
+    learning rate warms up linearly over ``warmup`` steps (default: a tenth of the
+    steps, at most 200), then decays along a cosine to ``lr / 10``. ``seed`` (an int in
+    ``[0, 2**63 - 1]``) also seeds dropout. Every option is checked before the first
+    step.
 
     Every ``eval_every`` steps (default: 20 times in all) the loss on ``val_sentences``
-    (default: 1000 sentences drawn with seed ``seed + 1``) is measured. The returned history
-    is a dict of equal-length lists, one entry per evaluation, ready for a loss curve::
+    (default: 1000 sentences drawn with seed ``seed + 1``) is measured. The returned
+    history is a dict of equal-length lists, one entry per evaluation, ready for a loss
+    curve::
 
-        {"step": [...], "train_loss": [...],   # train_loss: mean over the steps since the last entry
+        {"step": [...], "train_loss": [...],   # mean over the steps since the last entry
          "val_loss": [...],
-         "entropy_floor": lang.entropy_floor,  # the best possible loss, averaged over all sentences
-         "val_floor": ...,                     # the truth's own loss on the validation sentences
+         "entropy_floor": lang.entropy_floor,  # the best possible loss on average
+         "val_floor": ...,                     # the truth's own loss on val_sentences
          "seconds": ...}                       # training time
 
     The model is left in eval mode.
     """
     _check_model_and_language(model, lang)
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {value!r}")
-    if steps < 1 or batch_size < 1:
-        raise ValueError(
-            f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}"
-        )
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise TypeError(f"lr must be a number > 0, got {lr!r}")
-    if not 0 < lr < math.inf:  # also rejects NaN
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    check_training_options(
+        lang, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+        weight_decay=weight_decay, warmup=warmup, val_sentences=val_sentences,
+        eval_every=eval_every, progress=progress,
+    )  # fmt: skip
     warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
     eval_every = max(1, steps // 20) if eval_every is None else eval_every
-    if (
-        isinstance(eval_every, bool)
-        or not isinstance(eval_every, int)
-        or eval_every < 1
-    ):
-        raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
     if val_sentences is None:
         val_sentences = lang.sample(
             1000, generator=torch.Generator().manual_seed(seed + 1)
@@ -246,20 +335,11 @@ def train(
 
     torch.manual_seed(seed)  # dropout
     data = torch.Generator().manual_seed(seed)  # the training sentences
-    # Weight decay on weight matrices and embeddings, not on biases or LayerNorm gains (as nanoGPT).
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=lr,
-        betas=(0.9, 0.98),
-    )
+    optimizer = _optimizer(model, lr, weight_decay)
     floor = lang.entropy_floor
-    # The floor is an average over all sentences; on a finite validation set the truth's own
-    # cross-entropy differs from it a little, and that is the line the val loss approaches.
+    # The floor is an average over all sentences; on a finite validation set the truth's
+    # own cross-entropy differs from it a little, and that is the line the val loss
+    # approaches.
     val_floor = _truth_loss(lang, val_sentences)
     history = {
         "step": [],
@@ -302,85 +382,116 @@ def train(
     return history
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m toygpt.training",
-        description="Train the shipped toygpt checkpoint on the toy language (defaults reproduce it).",
-    )
-    parser.add_argument(
-        "--output",
-        required=True,
-        help="where to write the .pt file (config.json goes beside it)",
-    )
-    for key in (
-        "d_model",
-        "num_heads",
-        "num_layers",
-        "context_length",
-        "steps",
-        "batch_size",
-        "seed",
-    ):
-        parser.add_argument(
-            f"--{key.replace('_', '-')}", type=int, default=DEFAULTS[key]
+def _distill_loss(student, teacher, inputs, targets, temperature):
+    with torch.no_grad():
+        log_p = F.log_softmax(teacher(inputs).float() / temperature, dim=-1)
+    log_q = F.log_softmax(student(inputs).float() / temperature, dim=-1)
+    kl = F.kl_div(log_q, log_p, log_target=True, reduction="none").sum(-1)  # (B, T)
+    real = targets != IGNORE_INDEX
+    return kl[real].mean(), (log_p.argmax(-1) == log_q.argmax(-1))[real]
+
+
+@torch.no_grad()
+def agreement(student, teacher, lang, sentences) -> tuple[float, float]:
+    """``(mean KL(teacher || student), greedy agreement)`` over every position of
+    ``sentences``: the KL in nats per position, and the share of positions where the two
+    models' most probable tokens are the same."""
+    _check_model_and_language(student, lang)
+    _check_model_and_language(teacher, lang)
+    _check_sentences(sentences)
+    kl_sum, agree, count = 0.0, 0, 0
+    with eval_mode(student), eval_mode(teacher):
+        for chunk in _chunks(sentences):
+            inputs, targets = make_batch(chunk, lang.eos_id)
+            kl, same = _distill_loss(student, teacher, inputs, targets, 1.0)
+            kl_sum += float(kl) * len(same)
+            agree += int(same.sum())
+            count += len(same)
+    return kl_sum / count, agree / count
+
+
+def distill(
+    student: nn.Module,
+    teacher: nn.Module,
+    lang: ToyLanguage,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    temperature: float = 1.0,
+    weight_decay: float = 0.0,
+    warmup: int | None = None,
+    val_sentences: list[list[int]] | None = None,
+    eval_every: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train ``student`` in place to predict what ``teacher`` predicts (distillation).
+
+    Each step draws ``batch_size`` fresh sentences of ``lang`` and minimises, at every
+    position, ``KL(teacher || student)`` between the two models' next-token
+    distributions (both divided by ``temperature`` first), instead of the cross-entropy
+    of the sampled next token: the student learns the teacher's whole distribution,
+    including how it breaks the language's exact ties, which is what a draft model for
+    :func:`toygpt.speculative.speculative_generate` needs. The schedule and the options
+    are those of :func:`train`.
+
+    Returns ``{"step", "train_kl", "val_kl", "val_agreement", "seconds"}``: KL in nats
+    per position, agreement = share of validation positions where both models' most
+    probable tokens are the same. The student is left in eval mode.
+    """
+    _check_model_and_language(student, lang)
+    _check_model_and_language(teacher, lang)
+    _check_number("temperature", temperature, 0, strict=True)
+    check_training_options(
+        lang, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+        weight_decay=weight_decay, warmup=warmup, val_sentences=val_sentences,
+        eval_every=eval_every, progress=progress,
+    )  # fmt: skip
+    warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
+    eval_every = max(1, steps // 20) if eval_every is None else eval_every
+    if val_sentences is None:
+        val_sentences = lang.sample(
+            1000, generator=torch.Generator().manual_seed(seed + 1)
         )
-    parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    parser.add_argument(
-        "--test-sentences",
-        type=int,
-        default=10000,
-        help="fresh sentences to measure the final model on",
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="hide the progress bar"
-    )
-    args = parser.parse_args(argv)
+    torch.manual_seed(seed)
+    data = torch.Generator().manual_seed(seed)
+    optimizer = _optimizer(student, lr, weight_decay)
+    history = {"step": [], "train_kl": [], "val_kl": [], "val_agreement": []}
+    recent, start = [], time.perf_counter()
+    bar = trange(steps, disable=not progress, desc="distilling")
+    with eval_mode(teacher):
+        student.train()
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, steps, lr, warmup)
+            inputs, targets = make_batch(
+                lang.sample(batch_size, generator=data), lang.eos_id
+            )
+            loss, _ = _distill_loss(student, teacher, inputs, targets, temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            recent.append(loss.item())
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                kl, agree = agreement(student, teacher, lang, val_sentences)
+                history["step"].append(step + 1)
+                history["train_kl"].append(sum(recent) / len(recent))
+                history["val_kl"].append(kl)
+                history["val_agreement"].append(agree)
+                recent = []
+                bar.set_postfix(kl=f"{kl:.4f}", agree=f"{agree:.3f}")
+    history["seconds"] = time.perf_counter() - start
+    student.eval()
+    return history
 
-    lang = ToyLanguage()
-    torch.manual_seed(args.seed)  # the initial weights
-    model_config = dict(
-        vocab_size=len(lang.vocab),
-        d_model=args.d_model,
-        num_heads=args.num_heads,
-        num_layers=args.num_layers,
-        dropout=args.dropout,
-        context_length=args.context_length,
-    )
-    model = GPTModel(**model_config)
-    settings = dict(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed
-    )
-    history = train(model, lang, **settings, progress=not args.no_progress)
 
-    # Measure on sentences neither training nor validation saw.
-    test = lang.sample(
-        args.test_sentences, generator=torch.Generator().manual_seed(args.seed + 12345)
-    )
-    loss, kl = evaluate(model, lang, test), mean_kl(model, lang, test)
-    truth = _truth_loss(lang, test)
-    floor = lang.entropy_floor
-    metrics = dict(
-        test_loss=round(loss, 5),
-        test_loss_of_truth=round(
-            truth, 5
-        ),  # the truth's own cross-entropy on the same sentences
-        entropy_floor=round(floor, 5),
-        loss_over_floor=round(loss / floor, 5),
-        mean_kl=round(kl, 5),
-        train_seconds=round(history["seconds"], 1),
-        torch_version=torch.__version__,
-    )
-    save_pretrained(
-        model, lang.tokenizer(), args.output, training=settings, metrics=metrics
-    )
-    print(f"wrote {args.output} in {history['seconds']:.0f} s of training")
-    print(
-        f"test loss {loss:.4f} nats/token (the truth scores {truth:.4f} on the same sentences)"
-    )
-    print(
-        f"entropy floor {floor:.4f}, ratio {loss / floor:.4f}, mean KL(truth || model) {kl:.4f} nats/position"
-    )
+def main(argv=None) -> None:
+    """``python -m toygpt.training``: see :mod:`toygpt.training_command`."""
+    from toygpt.training_command import main as command
+
+    command(argv)
 
 
 if __name__ == "__main__":
