@@ -33,16 +33,19 @@ from toygpt.tokenizer import WordTokenizer
 
 __version__ = "0.1.0"
 
-_PLOTS = ("plot_heatmap",)
+# Figures pull in matplotlib and seaborn: import them only when one is asked for.
+_PLOTS = {
+    "plot_heatmap": "plots",
+    "plot_grammar": "diagrams",
+    "plot_architecture": "diagrams",
+}
 
 
 def __getattr__(name):
-    # Plotting pulls in matplotlib and seaborn: import it only when a figure is asked
-    # for.
     if name in _PLOTS:
-        from toygpt import plots
+        import importlib
 
-        return getattr(plots, name)
+        return getattr(importlib.import_module(f"toygpt.{_PLOTS[name]}"), name)
     raise AttributeError(f"module 'toygpt' has no attribute {name!r}")
 
 
@@ -75,6 +78,8 @@ __all__ = [
     "min_p_filter",
     "next_token_distribution",
     "process_logits",
+    "plot_architecture",
+    "plot_grammar",
     "plot_heatmap",
     "sample_next",
     "sentence_distribution",
