@@ -1,12 +1,12 @@
 """Tokens per second for greedy generation (with and without the KV cache) and for beam
 search, beside Hugging Face transformers' GPT-2 of the same size.
 
-    python benchmarks/generation_speed.py            # the sizes of the performance targets
+    python benchmarks/generation_speed.py  # the sizes of the performance targets
     python benchmarks/generation_speed.py --new 100 --repeats 3
 
-Size (DESIGN.md): 4 layers, d_model 128, 4 heads, vocabulary 64, context 256, batch 1, CPU,
-2 threads. transformers is optional (the `dev` extra has it); without it those rows are
-left out. Each number is the median of --repeats runs after one warm-up run.
+Size (DESIGN.md): 4 layers, d_model 128, 4 heads, vocabulary 64, context 256, batch 1,
+CPU, 2 threads. transformers is optional (the `dev` extra has it); without it those rows
+are left out. Each number is the median of --repeats runs after one warm-up run.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def main() -> None:
         rows += [
             (f"transformers {transformers.__version__} greedy (GPT2LMHeadModel)", t_hf),
             (
-                f"transformers {transformers.__version__} beam search, {args.beams} beams",
+                f"transformers {transformers.__version__} beam search, "
+                f"{args.beams} beams",
                 t_hf_beam,
             ),
         ]
@@ -119,20 +120,24 @@ def main() -> None:
         t_hf = t_hf_beam = None
 
     print(
-        f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}; "
+        f"torch {torch.__version__}, {args.threads} threads, "
+        f"{platform.processor() or platform.machine()}; "
         f"prompt {args.prompt}, {n} new tokens, median of {args.repeats}"
     )
     for name, seconds in rows:
         print(f"  {name:<52} {n / seconds:8.0f} tokens/s  ({seconds * 1000:7.1f} ms)")
     print(
-        f"  KV cache speed-up over no cache:            {t_plain / t_cache:5.2f}x  (target >= 3)"
+        "  KV cache speed-up over no cache:            "
+        f"{t_plain / t_cache:5.2f}x  (target >= 3)"
     )
     if t_hf is not None:
         print(
-            f"  toygpt greedy vs transformers greedy:       {t_hf / t_cache:5.2f}x  (target >= 2)"
+            "  toygpt greedy vs transformers greedy:       "
+            f"{t_hf / t_cache:5.2f}x  (target >= 2)"
         )
         print(
-            f"  toygpt beam vs transformers beam:           {t_hf_beam / t_beam:5.2f}x  (target >= 1.5)"
+            "  toygpt beam vs transformers beam:           "
+            f"{t_hf_beam / t_beam:5.2f}x  (target >= 1.5)"
         )
 
 

@@ -1,8 +1,11 @@
 """Maintain the chapters: derive their launch badges and setup cell, and execute them.
 
-    python scripts/notebooks.py sync             # badges + setup cell into every chapter
+    python scripts/notebooks.py sync             # badges + setup cell into each chapter
     python scripts/notebooks.py check            # exit 1 if a chapter is out of sync
-    python scripts/notebooks.py execute [NB ..]  # run chapters in a fresh kernel, in place
+    python scripts/notebooks.py execute [NB ..]  # run in a fresh kernel, in place
+
+"Chapters" are the numbered chapters (``NN_slug.ipynb``) and the appendices
+(``A1_slug.ipynb`` ...).
 
 The repository's address lives in one place, ``_config.yml`` (``repository.url`` and
 ``branch``); the badges and the Colab install line are derived from it here.
@@ -152,9 +155,10 @@ def _find_tags(cell) -> set:
 
 
 def chapters(names=None) -> list[Path]:
+    """The notebooks named, or every chapter then every appendix (01_..., A1_...)."""
     if names:
         return [Path(n) if Path(n).exists() else NOTEBOOKS / n for n in names]
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(NOTEBOOKS.glob("[0-9A][0-9]_*.ipynb"))
 
 
 def out_of_sync() -> list[str]:

@@ -1,4 +1,5 @@
-"""Shared helpers for the tests: tiny models with known logits, and a bridge to transformers."""
+"""Shared helpers for the tests: tiny models with known logits, and a bridge to
+transformers."""
 
 import pytest
 import torch
@@ -8,8 +9,8 @@ from toygpt import GPTModel
 
 
 class TableModel(nn.Module):
-    """A model whose next-token log-probabilities depend only on the last token (a bigram
-    table), so beam search and generation can be checked by hand."""
+    """A model whose next-token log-probabilities depend only on the last token (a
+    bigram table), so beam search and generation can be checked by hand."""
 
     def __init__(self, table, context_length=64):
         super().__init__()
@@ -23,8 +24,9 @@ class TableModel(nn.Module):
 
 
 class PrefixModel(nn.Module):
-    """A model whose next-token distribution is a fixed random function of the whole prefix
-    (no ties between different sentences), with exact probabilities for brute-force checks."""
+    """A model whose next-token distribution is a fixed random function of the whole
+    prefix (no ties between different sentences), with exact probabilities for
+    brute-force checks."""
 
     def __init__(self, vocab_size, seed=0, context_length=64):
         super().__init__()
@@ -68,8 +70,9 @@ def tiny_model():
 
 
 def sharpen(model, weight_scale=20.0, eos=None, eos_bias=0.0, seed=0):
-    """Scale a random model's weights up so its distributions are peaked (few near-ties),
-    and optionally make EOS likelier so that hypotheses of different lengths finish."""
+    """Scale a random model's weights up so its distributions are peaked (few
+    near-ties), and optionally make EOS likelier so that hypotheses of different lengths
+    finish."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -86,8 +89,9 @@ def sharpen(model, weight_scale=20.0, eos=None, eos_bias=0.0, seed=0):
 def to_hf_gpt2(model: GPTModel):
     """The same network as a transformers GPT2LMHeadModel (needs vocab_size <= d_model).
 
-    GPT-2's head has no bias, so the output bias b is moved into the final LayerNorm's bias:
-    W (g * x + beta + c) = W (g * x + beta) + b when W c = b, solvable since W has full row rank.
+    GPT-2's head has no bias, so the output bias b is moved into the final LayerNorm's
+    bias: W (g * x + beta + c) = W (g * x + beta) + b when W c = b, solvable since W
+    has full row rank.
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -141,7 +145,8 @@ def to_hf_gpt2(model: GPTModel):
 
 
 def chi_square_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
-    """Pearson's chi-square goodness-of-fit p-value (tokens with probability 0 must have count 0)."""
+    """Pearson's chi-square goodness-of-fit p-value (tokens with probability 0 must
+    have count 0)."""
     n = counts.sum()
     support = probs > 0
     assert counts[~support].sum() == 0, "a token with probability 0 was drawn"

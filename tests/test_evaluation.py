@@ -1,4 +1,5 @@
-"""evaluate_decoding: judging generated sentences with the toy language's exact probabilities."""
+"""evaluate_decoding: judging generated sentences with the toy language's exact
+probabilities."""
 
 import math
 

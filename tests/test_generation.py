@@ -1,4 +1,5 @@
-"""generate(): greedy and sampling, the KV cache, context cropping, EOS, batches, bad input."""
+"""generate(): greedy and sampling, the KV cache, context cropping, EOS, batches,
+bad input."""
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from toygpt import GPTModel, generate, greedy
 
 
 def reference_loop(model, ids, n):
-    """The lesson's loop, fixed: forward the (cropped) sequence, take the argmax, append."""
+    """The lesson's loop, fixed: forward the (cropped) sequence, argmax, append."""
     for _ in range(n):
         logits = model(ids[:, -model.context_length :])[:, -1, :]
         ids = torch.cat([ids, greedy(logits)[:, None]], dim=1)
@@ -94,7 +95,8 @@ def test_batch_rows_are_independent_greedy(sharp_model):
 
 
 def test_eos_per_row():
-    # token 3 = EOS. From 0 the chain goes 0 -> 1 -> 3; from 2 it goes 2 -> 2 -> ... never ending.
+    # token 3 = EOS. From 0 the chain goes 0 -> 1 -> 3; from 2 it goes 2 -> 2 -> ...
+    # never ending.
     table = torch.full((4, 4), 0.01)
     table[0, 1] = table[1, 3] = table[2, 2] = table[3, 0] = 0.97
     model = TableModel(table / table.sum(1, keepdim=True))

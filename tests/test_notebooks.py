@@ -234,6 +234,8 @@ def test_sync_derives_badges_and_setup_from_the_repository_url(monkeypatch):
     assert [c.source for c in nb.cells[3:]] == ["What you will learn.", "print(1)"]
     # syncing again changes nothing
     assert nbformat.writes(nbtool.synced(nb, "01_a.ipynb")) == nbformat.writes(nb)
+
+
 # --- Conventions for exercises, appendices and code width ---
 SOLUTION_TAG = "solution"
 SETUP_TAG = "toygpt-setup"

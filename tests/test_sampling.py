@@ -1,4 +1,4 @@
-"""The decoding rules: hand-worked examples, transformers parity, statistics, bad input."""
+"""Decoding rules: hand-worked examples, transformers parity, statistics, bad input."""
 
 import math
 
@@ -41,7 +41,8 @@ def test_top_p_hand_worked(p, expected):
 
 
 def test_top_p_keeps_crossing_token_in_any_order():
-    # The same distribution shuffled: the kept set follows the probabilities, not positions.
+    # The same distribution shuffled: the kept set follows the probabilities, not
+    # positions.
     perm = torch.tensor([2, 0, 3, 1])
     out = top_p_filter(LOGITS[perm], 0.6)
     assert sorted(perm[kept(out)].tolist()) == [0, 1]

@@ -200,12 +200,13 @@ class KVCache:
             self._kv = kv
 
     def crop(self, length: int) -> None:
-        """Forget every position from ``length`` on, in every layer: the cache then holds
-        the first ``length`` tokens, as if only they had been run. Speculative decoding
-        uses it to take back draft tokens the target rejected. The storage is kept; the
-        next ``update`` writes over the forgotten positions.
+        """Forget every position from ``length`` on, in every layer: the cache then
+        holds the first ``length`` tokens, as if only they had been run. Speculative
+        decoding uses it to take back draft tokens the target rejected. The storage is
+        kept; the next ``update`` writes over the forgotten positions.
 
-        ``length`` must be an int in ``[0, len(self)]``: a cache cannot grow by cropping.
+        ``length`` must be an int in ``[0, len(self)]``: a cache cannot grow by
+        cropping.
         """
         if isinstance(length, bool) or not isinstance(length, int):
             raise TypeError(
@@ -213,7 +214,8 @@ class KVCache:
             )
         if not 0 <= length <= len(self):
             raise ValueError(
-                f"length must be in [0, {len(self)}] (the cached positions), got {length}"
+                f"length must be in [0, {len(self)}] (the cached positions), "
+                f"got {length}"
             )
         self.lengths = [min(n, length) for n in self.lengths]
 

@@ -1,9 +1,9 @@
 """Every figure of the book, in one style.
 
-``plot_heatmap`` is the lesson's figure (a row of next-word probabilities with the chosen
-word marked); it also draws several rows at once, e.g. one per temperature. The others:
-embeddings (token / position / sum), attention per head, a filter's kept vs removed tokens,
-the top-p cut on the cumulative sum, and the beam-search tree.
+``plot_heatmap`` is the lesson's figure (a row of next-word probabilities with the
+chosen word marked); it also draws several rows at once, e.g. one per temperature. The
+others: embeddings (token / position / sum), attention per head, a filter's kept vs
+removed tokens, the top-p cut on the cumulative sum, and the beam-search tree.
 
 Figures carry English text only (fonts for other scripts differ between machines).
 """
@@ -39,8 +39,8 @@ KEPT_COLOR, REMOVED_COLOR, FINISHED_COLOR = "#1f77b4", "#c7c7c7", "#2ca02c"
 
 def use_book_style() -> None:
     """The book's one style: seaborn's white theme, readable sizes, tight layouts."""
-    # seaborn 0.13 calls a matplotlib method that matplotlib >= 3.11 plans to deprecate; the
-    # warning is not the reader's concern and would clutter every chapter.
+    # seaborn 0.13 calls a matplotlib method that matplotlib >= 3.11 plans to deprecate;
+    # the warning is not the reader's concern and would clutter every chapter.
     warnings.filterwarnings(
         "ignore", message="The set_bad function", category=PendingDeprecationWarning
     )
@@ -132,9 +132,9 @@ def plot_heatmap(
 ):
     """Probabilities as a heatmap: one row ``(V,)``, or several rows ``(R, V)``.
 
-    ``labels`` names the columns (the words); ``selected_idx`` marks the chosen word with
-    a red frame: an int (every row) or one int per row (``None`` for no mark in that
-    row). Numbers are written in the cells when there are few enough columns.
+    ``labels`` names the columns (the words); ``selected_idx`` marks the chosen word
+    with a red frame: an int (every row) or one int per row (``None`` for no mark in
+    that row). Numbers are written in the cells when there are few enough columns.
     ``vmin``/``vmax`` fix the colour scale (default: 0 to the largest value), so that
     figures to be compared (a slider's frames) share one scale. Values must be
     probabilities: in [0, 1], no row summing to more than 1. Returns the ``Axes``.
@@ -231,9 +231,10 @@ def plot_embeddings(
     figsize=(18, 5),
     limit: float | None = None,
 ):
-    """The lesson's three heatmaps side by side: token embeddings, position embeddings and
-    their sum (the transformer's input), each ``(seq_len, d_model)``. One colour scale,
-    ``-limit`` to ``limit`` (default: the largest absolute value). Returns the figure."""
+    """The lesson's three heatmaps side by side: token embeddings, position embeddings
+    and their sum (the transformer's input), each ``(seq_len, d_model)``. One colour
+    scale, ``-limit`` to ``limit`` (default: the largest absolute value). Returns
+    the figure."""
     token, position = _to_numpy(token), _to_numpy(position)
     combined = token + position if combined is None else _to_numpy(combined)
     if not token.shape == position.shape == combined.shape or token.ndim != 2:
@@ -338,13 +339,14 @@ def plot_filter(
     """A decoding filter's effect: probabilities before (grey) and after the filter and
     renormalisation (blue); removed tokens keep only their grey bar and are struck out.
 
-    ``before``/``after`` are logits (or log-probabilities) ``(V,)``; ``after`` has ``-inf``
-    where the filter removed a token. Returns the ``Axes``."""
+    ``before``/``after`` are logits (or log-probabilities) ``(V,)``; ``after`` has
+    ``-inf`` where the filter removed a token. Returns the ``Axes``."""
     b = torch.as_tensor(before, dtype=torch.float32).detach().flatten()
     a = torch.as_tensor(after, dtype=torch.float32).detach().flatten()
     if b.shape != a.shape:
         raise ValueError(
-            f"before and after must have the same shape, got {tuple(b.shape)} and {tuple(a.shape)}"
+            "before and after must have the same shape, "
+            f"got {tuple(b.shape)} and {tuple(a.shape)}"
         )
     for name, t in (("before", b), ("after", a)):
         if t.numel() == 0:
@@ -389,8 +391,9 @@ def plot_top_p_cut(
     title: str | None = None,
     ax=None,
 ):
-    """Top-p on the sorted distribution: bars = probabilities (blue = kept), line = running
-    total, dashed line = p. The token whose bar crosses the line is the last one kept."""
+    """Top-p on the sorted distribution: bars = probabilities (blue = kept), line =
+    running total, dashed line = p. The token whose bar crosses the line is the last
+    one kept."""
     q = _to_numpy(probs)
     if q.ndim != 1:
         raise ValueError(f"probs must have shape (V,), got {q.shape}")
@@ -430,9 +433,10 @@ def plot_beam_tree(
 ):
     """The search tree of a :func:`toygpt.beam_search` result.
 
-    Columns are steps. Each node is a candidate (word and total log-probability): green
-    = finished (ended with EOS or at the length limit), blue = kept as a running beam, grey =
-    pruned. Edges join a candidate to the beam it extends. Returns the ``Axes``."""
+    Columns are steps. Each node is a candidate (word and total log-probability):
+    green = finished (ended with EOS or at the length limit), blue = kept as a running
+    beam, grey = pruned. Edges join a candidate to the beam it extends. Returns
+    the ``Axes``."""
     steps = result.steps
     if not steps:
         raise ValueError("the result has no search steps (max_new_tokens=0)")

@@ -1,9 +1,9 @@
 """Sliders for the chapters (ipywidgets; Jupyter, Colab and Binder run them), and
 :func:`web_slider`, a slider over pre-drawn frames that also works on the web page.
 
-Each explorer redraws a figure from :mod:`toygpt.plots` when a slider moves. The chapters
-always draw the same figure once with default values before calling one of these, so the
-web book (which has no kernel) still shows it.
+Each explorer redraws a figure from :mod:`toygpt.plots` when a slider moves. The
+chapters always draw the same figure once with default values before calling one of
+these, so the web book (which has no kernel) still shows it.
 
     from toygpt.widgets import explore_temperature
     explore_temperature(logits, labels)
@@ -86,7 +86,8 @@ def explore_top_k(logits, labels, *, start: int = 3):
 
 
 def explore_top_p(logits, labels, *, start: float = 0.9):
-    """A slider for p: the cumulative sum with the cut, and the kept tokens renormalised."""
+    """A slider for p: the cumulative sum with the cut, and the kept tokens
+    renormalised."""
     w = _ipywidgets()
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
@@ -109,7 +110,8 @@ def explore_top_p(logits, labels, *, start: float = 0.9):
 
 
 def explore_min_p(logits, labels, *, start: float = 0.1):
-    """A slider for min-p: tokens kept when the cut is a fraction of the top probability."""
+    """A slider for min-p: tokens kept when the cut is a fraction of the top
+    probability."""
     w = _ipywidgets()
     logits = torch.as_tensor(logits, dtype=torch.float32).flatten()
 
@@ -194,7 +196,7 @@ def _mappables(ax):
 
 
 def _small_png(match) -> str:
-    """One frame re-encoded as an optimised 256-colour PNG (figures have few colours)."""
+    """A frame re-encoded as an optimised 256-colour PNG (figures have few colours)."""
     from PIL import Image
 
     data = base64.b64decode(re.sub(r"[\\\s]", "", match.group(1)))
