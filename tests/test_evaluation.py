@@ -73,3 +73,19 @@ def test_bad_arguments(lang, kwargs, words):
     args = dict(prompt_ids=lang.tokenizer().encode("the"), n=5) | kwargs
     with pytest.raises(ValueError, match=words):
         evaluate_decoding(lang.as_model(), lang, args.pop("prompt_ids"), **args)
+
+
+@pytest.mark.parametrize("rule", [dict(temperature=1.5), dict(top_k=5)], ids=str)
+def test_estimates_agree_with_the_exact_layer(lang, rule):
+    from toygpt import load_pretrained, sentence_distribution
+
+    model = load_pretrained()[0]
+    prompt = lang.tokenizer().encode("the")
+    report = evaluate_decoding(
+        model, lang, prompt, n=2000, seed=0, do_sample=True, **rule
+    )
+    exact = sentence_distribution(model, lang, prompt, **rule)
+    assert report.valid_se < 0.02 and 0 < report.log_prob_se < 0.05
+    # 3 / n: the rule of three, for when every sample (or none) was valid
+    assert abs(report.valid - exact.grammatical_mass) < 4 * report.valid_se + 3 / 2000
+    assert abs(report.log_prob - exact.quality) < 4 * report.log_prob_se

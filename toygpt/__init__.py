@@ -3,6 +3,8 @@ its next-word distribution into text. Every chapter of the book imports it."""
 
 from toygpt.beam import BeamSearchResult, beam_search
 from toygpt.evaluation import DecodingReport, evaluate_decoding
+from toygpt.exact import SentenceTree, exact_mode, sentence_distribution
+from toygpt.exact_metrics import SentenceDistribution
 from toygpt.generation import generate
 from toygpt.language import ToyLanguage
 from toygpt.model import GPTModel, KVCache, TransformerBlock
@@ -52,6 +54,8 @@ __all__ = [
     "DecodingReport",
     "GPTModel",
     "KVCache",
+    "SentenceDistribution",
+    "SentenceTree",
     "ToyLanguage",
     "TransformerBlock",
     "WordTokenizer",
@@ -61,6 +65,7 @@ __all__ = [
     "epsilon_filter",
     "eta_filter",
     "evaluate_decoding",
+    "exact_mode",
     "beam_search",
     "generate",
     "greedy",
@@ -70,6 +75,7 @@ __all__ = [
     "process_logits",
     "plot_heatmap",
     "sample_next",
+    "sentence_distribution",
     "top_k_filter",
     "top_p_filter",
     "typical_filter",

@@ -1,0 +1,313 @@
+"""Exact laws of decoding: every sentence's probability under a model and a rule.
+
+The toy language has finitely many sentences (3,867 after ``<s>``), so what
+``generate`` does with a decoding rule can be computed instead of sampled. The sentences
+that start with a prompt form a tree of prefixes; the model's logits are computed once
+at every inner node (one KV-cached step per node, depth by depth); a rule turns each
+node's logits into the next-token distribution with
+:func:`toygpt.sampling.next_token_distribution`, the very function ``sample_next`` draws
+from; a sentence's probability is the product of its tokens' probabilities along its
+path.
+
+>>> import torch
+>>> from toygpt import ToyLanguage
+>>> lang = ToyLanguage()
+>>> tree = SentenceTree(lang.as_model(), lang, lang.tokenizer().encode("the dog"))
+>>> d = tree.distribution(top_k=1)       # the truth, decoded greedily
+>>> d.top(1)[0][0], round(d.coverage, 4)
+('<s> the dog is happy </s>', 0.0544)
+
+:func:`exact_mode` finds the model's most probable finished sequence by best-first
+search.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import torch
+
+from toygpt.exact_metrics import SentenceDistribution
+from toygpt.generation import check_ids
+from toygpt.model import GPTModel, eval_mode
+from toygpt.sampling import next_token_distribution, process_logits
+
+__all__ = ["SentenceTree", "sentence_distribution", "exact_mode"]
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "context_length"):
+        raise TypeError(
+            "model must be a GPTModel (or an nn.Module with a context_length and a "
+            f"vocab_size), got {type(model).__name__}"
+        )
+
+
+def _check_prompt(model, prompt_ids) -> torch.Tensor:
+    check_ids(model, prompt_ids, "prompt_ids")
+    if prompt_ids.shape[0] != 1:
+        raise ValueError(
+            f"prompt_ids must have shape (1, T), got {tuple(prompt_ids.shape)}"
+        )
+    return prompt_ids
+
+
+class SentenceTree:
+    """Every sentence of ``lang`` that continues ``prompt_ids`` ``(1, T)``, and the
+    model's float64 logits at every prefix of them that is not finished.
+
+    ``prompt_ids`` must start with ``<s>`` and be a prefix of a sentence that has not
+    ended (else ``ValueError``). ``lang`` needs ``vocab``, ``bos_id``, ``eos_id``,
+    ``transitions`` and ``state_after`` (as :class:`toygpt.ToyLanguage` has). The model
+    runs in eval mode, one KV-cached step per inner node for a ``GPTModel`` (any other
+    module: the whole prefix, depth by depth). A prefix longer than the model's
+    ``context_length`` is cropped to its last ``context_length`` tokens, exactly as
+    ``generate`` does.
+
+    Attributes: ``sentences``, ``truth`` (float64 ``(N,)``), ``new_tokens``,
+    ``max_new_tokens`` (the longest continuation: ``generate`` with at least this many
+    new tokens can write every sentence), ``logits`` (float64 ``(inner nodes, V)``),
+    ``prefixes`` (one ``(n_d, T + d)`` tensor per depth ``d``), ``num_inner``.
+    """
+
+    def __init__(self, model, lang, prompt_ids: torch.Tensor):
+        _check_model(model)
+        prompt = _check_prompt(model, prompt_ids)
+        if model.vocab_size != len(lang.vocab):
+            raise ValueError(
+                f"model has vocab_size {model.vocab_size} but the language has "
+                f"{len(lang.vocab)} words"
+            )
+        self.lang, self.vocab = lang, list(lang.vocab)
+        try:
+            state = lang.state_after(prompt)
+        except ValueError as error:
+            raise ValueError(
+                "prompt_ids must be a prefix of a sentence of the language, starting "
+                f"with <s> (id {lang.bos_id}): {error}"
+            ) from None
+        if state == "END":
+            raise ValueError(
+                "prompt_ids is a finished sentence (it ends with </s>): there is "
+                "nothing to generate"
+            )
+        self._build(prompt[0].tolist(), state)
+        self.logits = self._run(model, prompt)
+
+    def _build(self, prompt: list[int], state: str) -> None:
+        """Enumerate the tree breadth first: inner nodes depth by depth, then leaves."""
+        word_id, eos, V = self.lang.word_to_id, self.lang.eos_id, len(self.vocab)
+        level = [(prompt, state, 1.0)]  # inner nodes of the current depth
+        prefixes, parents, tokens, allowed, counts = [], [], [], [], []
+        sentences, sentence_parent, truth = [], [], []
+        first = 0  # global index of the current depth's first inner node
+        while level:
+            prefixes.append(torch.tensor([ids for ids, _, _ in level]))
+            nxt = []
+            for i, (ids, st, q) in enumerate(level):
+                row = []
+                for word, p, after in self.lang.transitions[st]:
+                    token = word_id[word]
+                    row.append(token)
+                    if after == "END":
+                        sentences.append(ids + [token])
+                        sentence_parent.append(first + i)
+                        truth.append(q * p)
+                    else:
+                        nxt.append((ids + [token], after, q * p))
+                        parents.append(first + i)
+                        tokens.append(token)
+                allowed.append(row)
+                counts.append(len(row))
+            first += len(level)
+            level = nxt
+        if any(s[-1] != eos for s in sentences):  # pragma: no cover (grammar checked)
+            raise ValueError("the language's sentences must end with its eos_id")
+        T = len(prompt)
+        self.prefixes = prefixes
+        self.num_inner = first
+        self.sentences = sentences
+        self.truth = torch.tensor(truth, dtype=torch.float64)
+        self.new_tokens = torch.tensor([len(s) - T for s in sentences])
+        self.max_new_tokens = int(self.new_tokens.max())
+        self._parent = torch.tensor([-1] + parents)  # of every inner node
+        self._token = torch.tensor([-1] + tokens)
+        self._depth_sizes = [len(p) for p in prefixes]
+        self._sentence_parent = torch.tensor(sentence_parent)
+        # (inner, V): True for the words the grammar allows next
+        self._allowed = torch.zeros(first, V, dtype=torch.bool)
+        rows = torch.repeat_interleave(torch.arange(first), torch.tensor(counts))
+        self._allowed[rows, torch.tensor([t for row in allowed for t in row])] = True
+        self._inner_depth = torch.repeat_interleave(
+            torch.arange(len(prefixes)), torch.tensor(self._depth_sizes)
+        )
+
+    @torch.inference_mode()
+    def _run(self, model, prompt: torch.Tensor) -> torch.Tensor:
+        """The model's logits at every inner node, float64 ``(inner nodes, V)``."""
+        C, out, start, prev = model.context_length, [], 0, 0
+        cache = model.new_kv_cache() if isinstance(model, GPTModel) else None
+        with eval_mode(model):
+            for d, ids in enumerate(self.prefixes):
+                n, length = ids.shape
+                if cache is not None and length <= C:
+                    if d == 0:
+                        new = ids  # the prompt fills the cache
+                    else:
+                        local = self._parent[start : start + n] - (start - prev)
+                        cache.reorder(local)  # each child continues its parent
+                        new = ids[:, -1:]
+                    logits = model(new, kv_cache=cache)[:, -1]
+                else:  # generate's path without a cache, cropped to the window
+                    logits = model(ids[:, -C:])[:, -1]
+                out.append(logits.double())
+                prev, start = n, start + n
+        return torch.cat(out)
+
+    def distribution(self, **rule) -> SentenceDistribution:
+        """The exact law of ``generate(model, prompt_ids, max_new_tokens,
+        do_sample=True, eos_token_id=lang.eos_id, **rule)`` over the sentences, for any
+        ``max_new_tokens >= self.max_new_tokens``.
+
+        ``rule`` is passed unchanged to
+        :func:`toygpt.sampling.next_token_distribution` (``temperature``, ``top_k``,
+        ``top_p``, ``min_p``, ``order``, and whatever that function accepts: later
+        ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``, ``repetition_penalty``,
+        ``no_repeat_ngram_size``, ``frequency_penalty``, ``presence_penalty``,
+        ``allowed_tokens_fn`` and ``sampler_order``), with every node's prefix as
+        ``input_ids``; with ``allowed_tokens_fn`` every node gets ``batch_ids`` 0.
+        ``temperature=0`` gives greedy decoding's one-hot law. The logits come from a
+        batched forward and ``generate``'s from its own, equal up to float rounding: a
+        rule whose cut sits on a near-tie (within ~1e-6) may cut differently.
+        """
+        dist = torch.empty_like(self.logits)
+        start = 0
+        for ids in self.prefixes:
+            n = ids.shape[0]
+            kwargs = dict(rule)
+            if kwargs.get("allowed_tokens_fn") is not None:
+                kwargs.setdefault("batch_ids", torch.zeros(n, dtype=torch.long))
+            dist[start : start + n] = next_token_distribution(
+                self.logits[start : start + n], input_ids=ids, **kwargs
+            )
+            start += n
+        # Probability of reaching each inner node: a product down the tree, by depth.
+        reach = torch.ones(self.num_inner, dtype=torch.float64)
+        step = dist[self._parent[1:], self._token[1:]]  # edge into every inner node
+        start = self._depth_sizes[0]
+        for n in self._depth_sizes[1:]:
+            end = start + n
+            reach[start:end] = (
+                reach[self._parent[start:end]] * step[start - 1 : end - 1]
+            )
+            start = end
+        parent = self._sentence_parent
+        probs = reach[parent] * dist[parent, self.lang.eos_id]
+        escape = reach[:, None] * dist.masked_fill(self._allowed, 0.0)  # (inner, V)
+        where = escape > 0
+        node, token = where.nonzero(as_tuple=True)
+        return SentenceDistribution(
+            sentences=self.sentences,
+            probs=probs,
+            truth=self.truth,
+            other=float(escape.sum()),
+            new_tokens=self.new_tokens,
+            escape_mass=escape[where],
+            escape_new_tokens=self._inner_depth[node] + 1,
+            escape_ends=token == self.lang.eos_id,
+            vocab=self.vocab,
+        )
+
+
+def sentence_distribution(model, lang, prompt_ids, **rule) -> SentenceDistribution:
+    """``SentenceTree(model, lang, prompt_ids).distribution(**rule)``: for one rule."""
+    return SentenceTree(model, lang, prompt_ids).distribution(**rule)
+
+
+@torch.inference_mode()
+def exact_mode(
+    model,
+    prompt_ids: torch.Tensor,
+    *,
+    eos_token_id: int,
+    max_new_tokens: int,
+    max_expansions: int = 100_000,
+    batch_size: int = 64,
+    return_expansions: bool = False,
+    **rule,
+):
+    """The model's most probable finished continuation of ``prompt_ids`` ``(1, T)``:
+    ``(ids (1, T + n), log_prob)``, ending in ``eos_token_id`` within
+    ``max_new_tokens``, grammatical or not; ``log_prob`` is the sum of the new tokens'
+    log-probabilities (float64). With ``rule`` (``temperature``, ``top_k``, ...), the
+    mode of what sampling with that rule writes: each step's log-probabilities are the
+    log of :func:`toygpt.sampling.next_token_distribution`, as in ``generate``.
+
+    Best-first (uniform-cost) search: prefixes wait in a priority queue by
+    log-probability; the most probable ones are expanded, up to ``batch_size`` per
+    forward pass. Adding a token never raises a log-probability, so once the best
+    finished sequence is at least as probable as every prefix still waiting, no
+    unexplored sequence can beat it: that is the proof, and the search stops. Ties go
+    to the sequence found first. ``max_expansions`` caps the prefixes expanded; past it
+    a ``RuntimeError`` says so (never a wrong answer). ``return_expansions=True`` also
+    returns how many were expanded. Prefixes longer than ``context_length`` are cropped
+    to their last ``context_length`` tokens, as ``generate`` does.
+    """
+    _check_model(model)
+    prompt = _check_prompt(model, prompt_ids)
+    for name, value, low in (
+        ("eos_token_id", eos_token_id, 0),
+        ("max_new_tokens", max_new_tokens, 1),
+        ("max_expansions", max_expansions, 1),
+        ("batch_size", batch_size, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    if eos_token_id >= model.vocab_size:
+        raise ValueError(
+            f"eos_token_id must be in [0, {model.vocab_size - 1}], got {eos_token_id}"
+        )
+    process_logits(torch.zeros(1, model.vocab_size), **rule)  # check the rule first
+    C, T = model.context_length, prompt.shape[1]
+    best_lp, best = -math.inf, None
+    queue = [(0.0, 0, prompt[0].tolist())]  # (-log-prob, order pushed, ids)
+    pushed = expansions = 0
+    with eval_mode(model):
+        while queue and -queue[0][0] > best_lp:
+            batch = []
+            while queue and len(batch) < batch_size and -queue[0][0] > best_lp:
+                batch.append(heapq.heappop(queue))
+            expansions += len(batch)
+            if expansions > max_expansions:
+                raise RuntimeError(
+                    f"exact_mode expanded more than max_expansions={max_expansions} "
+                    "prefixes without a proof of the mode; raise max_expansions"
+                )
+            by_length = {}
+            for entry in batch:
+                by_length.setdefault(len(entry[2]), []).append(entry)
+            for group in by_length.values():
+                ids = torch.tensor([e[2] for e in group])
+                logits = model(ids[:, -C:])[:, -1].double()
+                logp = process_logits(logits, ids, **rule).log_softmax(-1)
+                for (neg, _, seq), row in zip(group, logp.tolist()):
+                    room = T + max_new_tokens - len(seq) - 1  # tokens left after one
+                    for token, lp in enumerate(row):
+                        total = -neg + lp
+                        if total <= best_lp:  # also drops -inf (removed tokens)
+                            continue
+                        if token == eos_token_id:
+                            best_lp, best = total, seq + [token]
+                        elif room > 0:
+                            pushed += 1
+                            heapq.heappush(queue, (-total, pushed, seq + [token]))
+    if best is None:
+        raise ValueError(
+            f"no sequence ends with eos_token_id={eos_token_id} within "
+            f"max_new_tokens={max_new_tokens} with probability > 0"
+        )
+    out = (torch.tensor([best]), best_lp)
+    return out + (expansions,) if return_expansions else out
