@@ -205,17 +205,15 @@ class SentenceTree:
         parent = self._sentence_parent
         probs = reach[parent] * dist[parent, self.lang.eos_id]
         escape = reach[:, None] * dist.masked_fill(self._allowed, 0.0)  # (inner, V)
-        where = escape > 0
-        node, token = where.nonzero(as_tuple=True)
         return SentenceDistribution(
             sentences=self.sentences,
             probs=probs,
             truth=self.truth,
             other=float(escape.sum()),
             new_tokens=self.new_tokens,
-            escape_mass=escape[where],
-            escape_new_tokens=self._inner_depth[node] + 1,
-            escape_ends=token == self.lang.eos_id,
+            escape=escape,
+            escape_new_tokens=self._inner_depth + 1,
+            eos_id=self.lang.eos_id,
             vocab=self.vocab,
         )
 

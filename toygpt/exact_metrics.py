@@ -34,12 +34,12 @@ class SentenceDistribution:
             the sum of the escaping mass (below), so it is exactly 0 when nothing
             escapes.
         new_tokens: int64 ``(N,)``: tokens after the prompt, ``</s>`` included.
-        escape_mass: float64 ``(E,)``: every way to leave the grammar, one per (prefix,
-            ungrammatical next token) with probability > 0: its probability.
-        escape_new_tokens: int64 ``(E,)``: tokens after the prompt once it has left,
-            the ungrammatical token included.
-        escape_ends: bool ``(E,)``: the ungrammatical token is ``</s>``: the output ends
-            there.
+        escape: float64 ``(inner nodes, V)``: the probability of reaching each prefix
+            and then writing each word the grammar does not allow there (0 for the
+            words it allows): every way to leave the grammar; ``other`` is its sum.
+        escape_new_tokens: int64 ``(inner nodes,)``: tokens after the prompt once a
+            prefix has left, the ungrammatical token included.
+        eos_id: the id of ``</s>`` (an ungrammatical ``</s>`` ends the output).
         vocab: the words, to print sentences.
     """
 
@@ -48,9 +48,9 @@ class SentenceDistribution:
     truth: torch.Tensor
     other: float
     new_tokens: torch.Tensor
-    escape_mass: torch.Tensor = field(repr=False)
+    escape: torch.Tensor = field(repr=False)
     escape_new_tokens: torch.Tensor = field(repr=False)
-    escape_ends: torch.Tensor = field(repr=False)
+    eos_id: int = field(repr=False)
     vocab: list[str] = field(repr=False)
 
     def __repr__(self) -> str:
@@ -110,7 +110,8 @@ class SentenceDistribution:
         entropy >= 0); the upper bound lets each continuation be uniform over all
         ``V ** r`` strings of the ``r`` tokens left. Equal when ``other`` is 0.
         """
-        m = self.escape_mass
+        where = self.escape > 0
+        m = self.escape[where]
         low = self.entropy_grammatical + float(-(m * m.log()).sum())
         if max_new_tokens is None:
             max_new_tokens = int(self.new_tokens.max())
@@ -121,9 +122,11 @@ class SentenceDistribution:
                 f"max_new_tokens must be >= {int(self.new_tokens.max())} (the longest "
                 f"continuation), got {max_new_tokens}"
             )
-        left = (max_new_tokens - self.escape_new_tokens).clamp(min=0)
-        left = left.masked_fill(self.escape_ends, 0).double()
-        return low, low + float((m * left).sum()) * math.log(len(self.vocab))
+        left = (max_new_tokens - self.escape_new_tokens).clamp(min=0)  # (inner,)
+        left = left[:, None].expand_as(self.escape).clone()
+        left[:, self.eos_id] = 0  # an ungrammatical </s> ends the output
+        extra = float((m * left[where].double()).sum()) * math.log(len(self.vocab))
+        return low, low + extra
 
     @property
     def quality(self) -> float:
