@@ -185,6 +185,9 @@ def sync() -> None:
             print(f"synced {path.name}")
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
 def execute(names) -> int:
     from nbclient import NotebookClient
 
@@ -204,6 +207,12 @@ def execute(names) -> int:
             record_timing=False,
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
+        # nbclient imitates a browser's Output widgets (a live slider's figure goes
+        # into the widget, not the cell); with ipykernel 7 that imitation can lose
+        # track of a capture and wait forever for the cell to finish. The saved widget
+        # state is dropped anyway, so drive the kernel as nbval does: no imitation,
+        # and the slider's captured figure is removed from the cell below.
+        client.comm_open_handlers = {}
         try:
             client.execute()
         except Exception as error:  # report and go on with the other chapters
@@ -214,6 +223,11 @@ def execute(names) -> int:
         # Saved widget state would make the web book draw sliders that cannot move (no
         # kernel); the static figure before each slider is what the web shows.
         nb.metadata.pop("widgets", None)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and any(
+                WIDGET in out.get("data", {}) for out in cell.outputs
+            ):
+                cell.outputs = [o for o in cell.outputs if WIDGET in o.get("data", {})]
         nbformat.write(nb, path)
         print(f"executed {path.name} in {time.perf_counter() - start:.1f} s")
     return failures

@@ -155,7 +155,7 @@ def test_steps_needs_one_prompt():
     model = tiny_gpt()
     r = beam_search(model, prompts(2), num_beams=2, max_new_tokens=3)
     with pytest.raises(ValueError, match="trees"):
-        r.steps
+        r.steps  # noqa: B018 (the property raises)
     assert r.for_prompt(1).steps is r.trees[1]
 
 
