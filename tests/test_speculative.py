@@ -276,11 +276,36 @@ BUGS = {
 }
 
 
-@pytest.mark.parametrize("bug", list(BUGS))
-def test_the_common_bugs_fail_the_same_test(lang, target, monkeypatch, bug):
-    """The chi-square test above can fail: each bug, patched into the real sampler,
-    gives a law far from the target's."""
-    name, replacement = BUGS[bug]
+def first_token_law(p, q, residual):
+    """The exact law of the first token one speculative round emits: the draft's
+    proposal x ~ q is kept with probability min(1, p(x)/q(x)), else the token is drawn
+    from ``residual(p, q)``."""
+    kept = torch.minimum(p, q)  # q(x) * min(1, p(x) / q(x))
+    return kept + (1 - kept.sum()) * residual(p, q)
+
+
+@pytest.mark.parametrize(
+    "bug", ["residual drawn from p", "residual without max(0, p - q)"]
+)
+def test_the_residual_bugs_change_the_law_exactly(lang, target, bug):
+    """Computed, not sampled: with the real residual one round emits exactly the
+    target's distribution; each wrong residual emits another one."""
+    prompt = [lang.bos_id] + [lang.vocab.index(w) for w in PROMPT_WORDS]
+    ids, rule = torch.tensor([prompt]), RULES["plain"]  # overlapping supports
+    with torch.no_grad():
+        p, q = (
+            next_token_distribution(m(ids)[:, -1].double(), ids, **rule)[0]
+            for m in (target, untrained(seed=5))
+        )
+    assert torch.allclose(first_token_law(p, q, residual_distribution), p, atol=1e-12)
+    wrong = first_token_law(p, q, BUGS[bug][1])
+    assert 0.5 * float((wrong - p).abs().sum()) > 0.01
+
+
+def test_the_common_bugs_fail_the_same_test(lang, target, monkeypatch):
+    """The chi-square test above can fail: a bug patched into the real sampler (the
+    rule left off the target) gives a law far from the target's."""
+    name, replacement = BUGS["rule not applied to the target"]
     monkeypatch.setattr(spec, name, replacement)
     small = untrained(seed=5)
     prompt, counts = sample_counts(target, small, lang, RULES["top_k"], seed=11)
