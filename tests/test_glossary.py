@@ -25,7 +25,8 @@ NOT_TERMS = {
     "divides", "weighted by probability", "true", "number", "ascending", "above",
     "weighted", "peaked", "flat", "guard against the tail", "start", "expand", "rank",
     "finished", "stop", "language itself", "finishes", "truly most probable",
-    "favoured", "last",
+    "favoured", "last", "more probable", "closer to the truth",
+    "low temperature is conservative", "no model error",
 }  # fmt: skip
 
 
