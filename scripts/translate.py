@@ -48,7 +48,7 @@ UNTRANSLATED = (
 
 
 def chapters(root: Path = ROOT) -> list[str]:
-    return [p.stem for p in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    return [p.stem for p in sorted((root / "notebooks").glob("[0-9A][0-9]_*.ipynb"))]
 
 
 def english_units(nb) -> list[tuple[int, str]]:

@@ -123,6 +123,18 @@ def edit_english(root, edit):
     nbformat.write(nb, path)
 
 
+def cell_with(nb, text: str, kind: str = "markdown") -> int:
+    """The index of the first ``kind`` cell of ``nb`` whose source holds ``text`` (the
+    tests find their cells by content, so edits to chapter 1 do not break them)."""
+    return next(
+        i for i, c in enumerate(nb.cells) if c.cell_type == kind and text in c.source
+    )
+
+
+def english_chapter(root):
+    return nbformat.read(root / "notebooks" / f"{NAME}.ipynb", as_version=4)
+
+
 def check(root, capsys):
     status = translate.main(["check", "--root", str(root)])
     return status, capsys.readouterr().out
@@ -133,13 +145,15 @@ def test_check_passes_on_a_copy(repo, capsys):
 
 
 def test_check_fails_when_an_english_cell_changes(repo, capsys):
+    i = cell_with(english_chapter(repo), "0.342")
+
     def edit(nb):
-        nb.cells[12].source = nb.cells[12].source.replace("0.342", "0.351")
+        nb.cells[i].source = nb.cells[i].source.replace("0.342", "0.351")
 
     edit_english(repo, edit)
     status, out = check(repo, capsys)
     assert status == 1
-    assert f"[changed] English cell 12 (= ko/notebooks/{NAME}.ipynb cell 12)" in out
+    assert f"[changed] English cell {i} (= ko/notebooks/{NAME}.ipynb cell {i})" in out
     assert re.search(r"^\s+-.*0\.342", out, re.M) and re.search(
         r"^\s+\+.*0\.351", out, re.M
     )
@@ -149,9 +163,9 @@ def test_check_fails_when_an_english_cell_changes(repo, capsys):
     assert translate.build(repo) == []
     ko = nbformat.read(repo / "ko/notebooks" / f"{NAME}.ipynb", as_version=4)
     en = nbformat.read(repo / "notebooks" / f"{NAME}.ipynb", as_version=4)
-    assert ko.cells[12].metadata["translation_of"] != translate.sha(en.cells[12].source)
+    assert ko.cells[i].metadata["translation_of"] != translate.sha(en.cells[i].source)
     status, out = check(repo, capsys)
-    assert status == 1 and "[changed] English cell 12" in out
+    assert status == 1 and f"[changed] English cell {i}" in out
     assert "[out of date]" not in out
     # The translator's round: merge marks it stale, the Korean is updated, all green.
     translate.merge(repo)
@@ -166,12 +180,15 @@ def test_check_fails_when_an_english_cell_changes(repo, capsys):
     status, out = check(repo, capsys)
     assert status == 0, out
     ko = nbformat.read(repo / "ko/notebooks" / f"{NAME}.ipynb", as_version=4)
-    assert "0.351을" in ko.cells[12].source
+    assert "0.351을" in ko.cells[i].source
 
 
 def test_check_fails_when_an_english_cell_vanishes_or_appears(repo, capsys):
+    gone = cell_with(english_chapter(repo), "Greedy decoding gives the same sentence")
+    assert gone > 5
+
     def edit(nb):
-        del nb.cells[18]  # a text cell
+        del nb.cells[gone]  # a text cell
         nb.cells.insert(5, nbformat.v4.new_markdown_cell("A brand-new paragraph."))
 
     edit_english(repo, edit)
@@ -179,7 +196,7 @@ def test_check_fails_when_an_english_cell_vanishes_or_appears(repo, capsys):
     assert status == 1
     assert "cell 5) has no translation" in out
     assert "      | A brand-new paragraph." in out
-    assert "[vanished]" in out and "How representative is greedy" in out
+    assert "[vanished]" in out and "Greedy decoding gives the same sentence" in out
     translate.merge(repo)
     assert (
         "todo -->\n<!-- English\nA brand-new paragraph."
@@ -192,8 +209,10 @@ def test_check_fails_when_an_english_cell_vanishes_or_appears(repo, capsys):
 
 
 def test_english_code_changes_reach_the_korean_chapter(repo, capsys):
+    i = cell_with(english_chapter(repo), "ids = tokenizer.encode(prompt", "code")
+
     def edit(nb):
-        nb.cells[7].outputs[0]["text"] = nb.cells[7].outputs[0]["text"].upper()
+        nb.cells[i].outputs[0]["text"] = nb.cells[i].outputs[0]["text"].upper()
 
     edit_english(repo, edit)
     status, out = check(repo, capsys)
@@ -201,7 +220,7 @@ def test_english_code_changes_reach_the_korean_chapter(repo, capsys):
     translate.build(repo)
     assert check(repo, capsys)[0] == 0
     ko = nbformat.read(repo / "ko/notebooks" / f"{NAME}.ipynb", as_version=4)
-    assert ko.cells[7].outputs[0]["text"].startswith("IDS:")
+    assert ko.cells[i].outputs[0]["text"].startswith("IDS:")
 
 
 def test_check_fails_when_a_page_or_caption_changes(repo, capsys):
