@@ -95,6 +95,26 @@ def test_korean_toc_has_the_english_pages():
         assert HANGUL.search((ROOT / "ko" / page).read_text()), page
 
 
+def test_korean_book_renders_like_the_english_one():
+    """The Korean book's Sphinx settings match the English book's, except those that
+    name the edition (a Korean book without the local MathJax fails its build)."""
+    import yaml
+
+    english, korean = (
+        yaml.safe_load((ROOT / path).read_text())
+        for path in ["_config.yml", "ko/_config.yml"]
+    )
+    own = {"language", "edition_switch"}
+    shared = {k: v for k, v in english["sphinx"]["config"].items() if k not in own}
+    assert {k: korean["sphinx"]["config"].get(k) for k in shared} == shared
+    assert korean["sphinx"]["config"]["language"] == "ko"
+    assert set(korean["sphinx"]["local_extensions"]) == set(
+        english["sphinx"]["local_extensions"]
+    )
+    for key in ["parse", "launch_buttons", "execute"]:
+        assert korean.get(key) == english.get(key), key
+
+
 def test_translation_files_round_trip():
     for path in (ROOT / "ko" / "translations").glob("*.md"):
         source = "_toc.yml" if path.stem == "_toc" else f"notebooks/{path.stem}.ipynb"
