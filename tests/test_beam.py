@@ -1,4 +1,5 @@
-"""beam_search(): the hand-traced example, exhaustive search, transformers parity, the tree."""
+"""beam_search(): the hand-traced example, exhaustive search, transformers parity, the
+tree."""
 
 import itertools
 import math
@@ -9,7 +10,8 @@ from conftest import PrefixModel, TableModel, sharpen, to_hf_gpt2
 
 from toygpt import GPTModel, beam_search, generate
 
-# 0 = BOS, 1 = A, 2 = B, 3 = EOS (the worked example of the decoding reference, section 5.10)
+# 0 = BOS, 1 = A, 2 = B, 3 = EOS (the worked example of the decoding reference, section
+# 5.10)
 BIGRAM = torch.tensor(
     [
         [0.0, 0.5, 0.4, 0.1],
@@ -129,8 +131,8 @@ def test_matches_exhaustive_search_when_nothing_is_pruned(lp, seed):
 
 @pytest.mark.parametrize("num_beams", [1, 2, 3, 5])
 def test_best_hypothesis_is_found_on_small_vocabulary(num_beams):
-    """With lp=0 the returned score is the true log-probability of the returned sentence, and
-    enough beams find the global optimum found by brute force."""
+    """With lp=0 the returned score is the true log-probability of the returned
+    sentence, and enough beams find the global optimum found by brute force."""
     model = PrefixModel(5, seed=3)
     exact = all_hypotheses(model, 0, 4, eos=4, lp=0.0)
     r = beam_search(

@@ -1,4 +1,5 @@
-"""The toy language: exact probabilities, sampling, entropy floor, the greedy trap, the oracle."""
+"""The toy language: exact probabilities, sampling, entropy floor, the greedy trap, the
+oracle."""
 
 import math
 from collections import defaultdict
@@ -45,7 +46,8 @@ def tree(lang):
 
 
 def completions(lang, prefix):
-    """Every whole sentence that starts with ``prefix``, with its exact log-probability."""
+    """Every whole sentence that starts with ``prefix``, with its exact
+    log-probability."""
     out, stack = [], [list(prefix)]
     while stack:
         ids = stack.pop()
@@ -62,9 +64,10 @@ def greedy_sentence(lang, prefix):
 
 
 def reference_beam_search(lang, prefix, num_beams):
-    """Beam search with length penalty 0, by Hugging Face's rules (toygpt.beam follows them):
-    2 * num_beams candidates per step; an EOS candidate finishes only within the first
-    num_beams; stop when the best running beam cannot beat the worst finished sentence."""
+    """Beam search with length penalty 0, by Hugging Face's rules (toygpt.beam follows
+    them): 2 * num_beams candidates per step; an EOS candidate finishes only within the
+    first num_beams; stop when the best running beam cannot beat the worst finished
+    sentence."""
     running, finished = [(list(prefix), 0.0)], []
     while running:
         candidates = []
@@ -88,7 +91,7 @@ def reference_beam_search(lang, prefix, num_beams):
     return finished[0][1], finished[0][0]
 
 
-# ---- vocabulary and structure ---------------------------------------------------------------
+# ---- vocabulary and structure --------------------------------------------------------
 
 
 def test_vocabulary(lang):
@@ -120,7 +123,7 @@ def test_transitions_table_agrees_with_next_token_probs(lang, tree):
         torch.testing.assert_close(lang.next_token_probs(prefix), expected)
 
 
-# ---- exact probabilities ----------------------------------------------------------------------
+# ---- exact probabilities -------------------------------------------------------------
 
 
 def test_every_reachable_prefix_gives_a_distribution(lang, tree):
@@ -180,7 +183,7 @@ def test_entropy_floor_matches_monte_carlo(lang):
     assert nll / tokens == pytest.approx(lang.entropy_floor, rel=0.01)
 
 
-# ---- sampling -------------------------------------------------------------------------------
+# ---- sampling ------------------------------------------------------------------------
 
 
 def test_samples_are_whole_possible_sentences(lang):
@@ -204,16 +207,18 @@ def test_sampling_is_reproducible(lang):
 
 
 def chi_square_p_value(stat: float, df: int) -> float:
-    """P(chi-square with df degrees of freedom >= stat): the upper regularised gamma function."""
+    """P(chi-square with df degrees of freedom >= stat): the upper regularised gamma
+    function."""
     return torch.special.gammaincc(
         torch.tensor(df / 2, dtype=torch.float64), torch.tensor(stat / 2)
     ).item()
 
 
 def test_sample_frequencies_match_next_token_probs(lang):
-    """Chi-square tests of the words drawn after each prefix, and after each grammar state (all
-    prefixes that lead to it), wherever every possible word has an expected count >= 5;
-    Bonferroni-corrected for the number of tests, plus one test pooled over all prefixes."""
+    """Chi-square tests of the words drawn after each prefix, and after each grammar
+    state (all prefixes that lead to it), wherever every possible word has an expected
+    count >= 5; Bonferroni-corrected for the number of tests, plus one test pooled over
+    all prefixes."""
     sentences = lang.sample(20000, generator=torch.Generator().manual_seed(0))
     V = len(lang.vocab)
     observed = {"prefix": defaultdict(lambda: torch.zeros(V, dtype=torch.float64))}
@@ -249,7 +254,7 @@ def test_sample_frequencies_match_next_token_probs(lang):
     )
 
 
-# ---- the contexts the chapters use -------------------------------------------------------------
+# ---- the contexts the chapters use ---------------------------------------------------
 
 
 def entropy(probs):
@@ -320,7 +325,7 @@ def test_greedy_trap_with_toygpt_decoders(lang):
     )
 
 
-# ---- the oracle model ---------------------------------------------------------------------------
+# ---- the oracle model ----------------------------------------------------------------
 
 
 def test_oracle_returns_log_true_probabilities(lang):
@@ -353,7 +358,7 @@ def test_oracle_is_uniform_on_impossible_prefixes(lang):
         lang.as_model(context_length=lang.max_sentence_length - 1)
 
 
-# ---- bad arguments ------------------------------------------------------------------------------
+# ---- bad arguments -------------------------------------------------------------------
 
 
 def test_bad_arguments_raise(lang):

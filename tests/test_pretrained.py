@@ -1,4 +1,5 @@
-"""The shipped checkpoint: it loads safely, it is small, and it is close to the truth."""
+"""The shipped checkpoint: it loads safely, it is small, and it is close to the
+truth."""
 
 import importlib.resources
 import json
@@ -133,7 +134,8 @@ def test_corrupt_weights_raise_value_error(copy):
 
 
 def test_pickled_code_is_refused(copy):
-    """weights_only=True: a file that needs arbitrary classes to unpickle is rejected."""
+    """weights_only=True: a file that needs arbitrary classes to unpickle is
+    rejected."""
     torch.save({"weights": ToyLanguage()}, copy / "toygpt.pt")
     with pytest.raises(ValueError, match="not a valid toygpt checkpoint"):
         load_pretrained(copy)

@@ -465,13 +465,3 @@ def test_prompt_length_per_row_with_left_padding():
         process_logits(logits, padded, prompt_length=torch.tensor([1, 2, 3]), **rule)
     with pytest.raises(TypeError, match="prompt_length"):
         check_rule_options(prompt_length=torch.tensor([1.0]))
-
-
-@pytest.mark.parametrize("module", ["rules", "filters", "penalties", "sampling"])
-def test_docstring_examples_hold(module):
-    import doctest
-    import importlib
-
-    mod = importlib.import_module(f"toygpt.{module}")
-    result = doctest.testmod(mod, extraglobs={"torch": torch})
-    assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,5 @@
-"""Training on the toy language: batches, losses against the truth, a few steps that help, the CLI."""
+"""Training on the toy language: batches, losses against the truth, a few steps that
+help, the CLI."""
 
 import json
 import math
@@ -57,7 +58,8 @@ def test_padding_does_not_change_the_loss(lang):
 
 
 def test_the_truth_scores_the_floor_and_zero_kl(lang):
-    """The oracle's log-probabilities as logits: its loss is the truth's own, its KL is 0."""
+    """The oracle's log-probabilities as logits: its loss is the truth's own, its KL is
+    0."""
     oracle = lang.as_model()
     sentences = lang.sample(300, generator=torch.Generator().manual_seed(8))
     truth = -sum(lang.sequence_log_prob(s) for s in sentences) / sum(

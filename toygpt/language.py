@@ -1,8 +1,9 @@
 """A toy language whose true next-word probabilities are known exactly.
 
-A real language model is judged against text whose "true" probabilities nobody knows. Here
-the text comes from a small probabilistic grammar, so for any prefix we can say exactly how
-likely each next word is, and compare a trained model (or a decoding strategy) with the truth.
+A real language model is judged against text whose "true" probabilities nobody knows.
+Here the text comes from a small probabilistic grammar, so for any prefix we can say
+exactly how likely each next word is, and compare a trained model (or a decoding
+strategy) with the truth.
 
 The grammar (``toygpt.grammar``, where its table is written out) is a *probabilistic
 finite-state machine*: every sentence starts in the state ``START`` right after ``<s>``;
@@ -13,16 +14,17 @@ is that state's row of the table. No state is visited twice in one sentence, so 
 sentence is short (11 tokens at most, ``<s>`` and ``</s>`` included) and exact sums over
 all sentences are cheap.
 
-Words that play the same part lead to the same state (``dog``, ``cat`` and ``bird`` all lead
-from ``SUBJECT`` to ``ANIMAL``), so a model trained on this language learns similar
+Words that play the same part lead to the same state (``dog``, ``cat`` and ``bird`` all
+lead from ``SUBJECT`` to ``ANIMAL``), so a model trained on this language learns similar
 embeddings for them.
 
-Some contexts are nearly certain (after ``hello`` comes ``world`` 90% of the time), others are
-flat (after ``the`` ten words share the mass), and one is a trap for greedy decoding: after
-``the dog`` the likeliest word, ``is`` (0.40), leads to eight adjectives none of which is
-likely, while ``runs`` (0.30) is followed by ``</s>`` 80% of the time. Greedy decoding says
-"the dog is happy" (probability 0.40 x 0.16 x 0.85 = 0.054 given the prompt); beam search
-finds "the dog runs" (0.30 x 0.80 = 0.24), four times as probable.
+Some contexts are nearly certain (after ``hello`` comes ``world`` 90% of the time),
+others are flat (after ``the`` ten words share the mass), and one is a trap for greedy
+decoding: after ``the dog`` the likeliest word, ``is`` (0.40), leads to eight adjectives
+none of which is likely, while ``runs`` (0.30) is followed by ``</s>`` 80% of the time.
+Greedy decoding says "the dog is happy" (probability 0.40 x 0.16 x 0.85 = 0.054 given
+the prompt); beam search finds "the dog runs" (0.30 x 0.80 = 0.24), four times as
+probable.
 
 >>> lang = ToyLanguage()
 >>> tok = lang.tokenizer()
@@ -62,12 +64,14 @@ def _check_ids(ids, name: str) -> list[int]:
             ids = ids[0]
         if ids.dim() != 1:
             raise ValueError(
-                f"{name} must be one sequence, shape (T,) or (1, T), got {tuple(ids.shape)}"
+                f"{name} must be one sequence, shape (T,) or (1, T), "
+                f"got {tuple(ids.shape)}"
             )
         return ids.tolist()
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
         raise TypeError(
-            f"{name} must be a list of token ids or a 1-D LongTensor, got {type(ids).__name__}"
+            f"{name} must be a list of token ids or a 1-D LongTensor, "
+            f"got {type(ids).__name__}"
         )
     for i in ids:
         if isinstance(i, bool) or not isinstance(i, int):
@@ -79,19 +83,23 @@ class ToyLanguage:
     """The toy language: vocabulary, grammar, exact probabilities, sampling.
 
     Attributes:
-        vocab: the words, in id order (``WordTokenizer`` and the shipped model use this order).
+        vocab: the words, in id order (``WordTokenizer`` and the shipped model use this
+            order).
         bos_id, eos_id: ids of ``<s>`` and ``</s>``.
-        transitions: ``state -> [(word, probability, next_state), ...]``, the grammar table of the
-            module docstring; ``"START"`` is the state after ``<s>``, ``"</s>"`` leads to ``"END"``
-            (which has no row). Use it to draw the grammar.
-        example_contexts: ``name -> prompt`` (without ``<s>``) for the chapters: ``"lesson"``
-            (several plausible words), ``"peaked"`` (one word >= 0.9), ``"flat"`` (many words,
-            none above 0.12), ``"medium"``, ``"greedy_trap"``.
-        greedy_trap_prompt: a prompt where greedy decoding ends in a less probable sentence than
-            beam search finds (see the module docstring).
-        max_sentence_length: the longest sentence in tokens, ``<s>`` and ``</s>`` included.
-        entropy_floor: the lowest cross-entropy any model can reach, in nats per predicted token
-            (every token after ``<s>``, ``</s>`` included): ``E[-log p(sentence)] / E[tokens]``.
+        transitions: ``state -> [(word, probability, next_state), ...]``, the grammar
+            table of the module docstring; ``"START"`` is the state after ``<s>``,
+            ``"</s>"`` leads to ``"END"`` (which has no row). Use it to draw the
+            grammar.
+        example_contexts: ``name -> prompt`` (without ``<s>``) for the chapters:
+            ``"lesson"`` (several plausible words), ``"peaked"`` (one word >= 0.9),
+            ``"flat"`` (many words, none above 0.12), ``"medium"``, ``"greedy_trap"``.
+        greedy_trap_prompt: a prompt where greedy decoding ends in a less probable
+            sentence than beam search finds (see the module docstring).
+        max_sentence_length: the longest sentence in tokens, ``<s>`` and ``</s>``
+            included.
+        entropy_floor: the lowest cross-entropy any model can reach, in nats per
+            predicted token (every token after ``<s>``, ``</s>`` included): ``E[-log
+            p(sentence)] / E[tokens]``.
 
     >>> lang = ToyLanguage()
     >>> len(lang.vocab), lang.max_sentence_length, round(lang.entropy_floor, 4)
@@ -128,8 +136,8 @@ class ToyLanguage:
         for state, rows in self.transitions.items():
             ids = [self.word_to_id[w] for w, _, _ in rows]
             self._cdf[state] = (ids, list(itertools.accumulate(p for _, p, _ in rows)))
-        # Each state's next-token distribution as a row of a table, plus a uniform row (the last
-        # one) that the oracle model uses for prefixes that cannot happen.
+        # Each state's next-token distribution as a row of a table, plus a uniform row
+        # (the last one) that the oracle model uses for prefixes that cannot happen.
         self._state_index = {state: i for i, state in enumerate(self.transitions)}
         table = torch.zeros(len(self.transitions) + 1, V, dtype=torch.float64)
         for state, rows in self.transitions.items():
@@ -150,10 +158,11 @@ class ToyLanguage:
             f"entropy floor {self.entropy_floor:.4f} nats/token)"
         )
 
-    # ---- the grammar's structure -------------------------------------------------------------
+    # ---- the grammar's structure -----------------------------------------------------
 
     def _check_grammar(self) -> None:
-        """Every row is a probability distribution over distinct known words; states exist."""
+        """Every row is a probability distribution over distinct known words; states
+        exist."""
         for state, rows in self.transitions.items():
             words = [w for w, _, _ in rows]
             if len(set(words)) != len(words):
@@ -169,7 +178,8 @@ class ToyLanguage:
                     )
                 if (w == EOS) != (nxt == END):
                     raise ValueError(
-                        f"state {state}: '</s>' and only '</s>' leads to END, got {w!r} -> {nxt}"
+                        f"state {state}: '</s>' and only '</s>' leads to END, "
+                        f"got {w!r} -> {nxt}"
                     )
                 if nxt != END and nxt not in self.transitions:
                     raise ValueError(f"state {state}: unknown next state {nxt!r}")
@@ -178,7 +188,8 @@ class ToyLanguage:
                 raise ValueError(f"state {state}: probabilities sum to {total}, not 1")
 
     def _topological_order(self) -> list[str]:
-        """States such that every transition goes forward; raises if the grammar has a loop."""
+        """States such that every transition goes forward; raises if the grammar has a
+        loop."""
         order, mark = [], {}
 
         def visit(state, path):
@@ -214,8 +225,9 @@ class ToyLanguage:
         return 1 + longest[START]  # + 1 for <s>
 
     def state_visits(self) -> dict[str, float]:
-        """Expected number of visits of each state per sentence (each state at most once, so
-        it is the probability that a sentence passes through it). ``START`` has 1.0.
+        """Expected number of visits of each state per sentence (each state at most
+        once, so it is the probability that a sentence passes through it). ``START`` has
+        1.0.
 
         Computed exactly, in topological order: a state's visits are the sum, over the
         transitions into it, of (visits of the source state) x (transition probability).
@@ -229,8 +241,10 @@ class ToyLanguage:
         return visits
 
     def _entropy_floor(self) -> float:
-        # Every visit of a state emits exactly one token, drawn from that state's row. So
-        #   E[-log p(sentence)] = sum_s visits(s) * H(row s)   and   E[tokens] = sum_s visits(s).
+        # Every visit of a state emits exactly one token, drawn from that state's row.
+        # So
+        #   E[-log p(sentence)] = sum_s visits(s) * H(row s)   and   E[tokens] = sum_s
+        # visits(s).
         visits = self.state_visits()
         entropy = {
             s: -sum(p * math.log(p) for _, p, _ in rows)
@@ -240,10 +254,11 @@ class ToyLanguage:
         expected_tokens = sum(visits.values())
         return expected_nll / expected_tokens
 
-    # ---- walking a prefix through the grammar ----------------------------------------------
+    # ---- walking a prefix through the grammar ----------------------------------------
 
     def _walk(self, ids: list[int], name: str) -> tuple[str | None, float]:
-        """(state after ``ids``, log-probability of ``ids[1:]``); state ``None`` if impossible."""
+        """(state after ``ids``, log-probability of ``ids[1:]``); state ``None`` if
+        impossible."""
         if not ids:
             raise ValueError(
                 f"{name} must not be empty; it starts with <s> (id {self.bos_id})"
@@ -255,7 +270,8 @@ class ToyLanguage:
             )
         if ids[0] != self.bos_id:
             raise ValueError(
-                f"{name} must start with <s> (id {self.bos_id}), got {self.vocab[ids[0]]!r} (id {ids[0]}); "
+                f"{name} must start with <s> (id {self.bos_id}), "
+                f"got {self.vocab[ids[0]]!r} (id {ids[0]}); "
                 "tokenizer.encode adds it for you"
             )
         state, log_prob = START, 0.0
@@ -267,7 +283,8 @@ class ToyLanguage:
         return state, log_prob
 
     def state_after(self, prefix_ids) -> str:
-        """The grammar state after a prefix (``"START"`` after ``<s>``, ``"END"`` after ``</s>``).
+        """The grammar state after a prefix (``"START"`` after ``<s>``, ``"END"`` after
+        ``</s>``).
 
         >>> lang = ToyLanguage()
         >>> lang.state_after(lang.tokenizer().encode("hello world this is"))
@@ -277,7 +294,8 @@ class ToyLanguage:
         state, _ = self._walk(ids, "prefix_ids")
         if state is None:
             raise ValueError(
-                f"prefix_ids {self._words(ids)!r} is impossible in this language (probability 0)"
+                f"prefix_ids {self._words(ids)!r} is impossible in this language "
+                "(probability 0)"
             )
         return state
 
@@ -285,11 +303,12 @@ class ToyLanguage:
         return " ".join(self.vocab[i] for i in ids)
 
     def next_token_probs(self, prefix_ids) -> torch.Tensor:
-        """The exact distribution of the next token after a prefix, as a float32 tensor ``(V,)``.
+        """The exact distribution of the next token after a prefix, as a float32 tensor
+        ``(V,)``.
 
-        ``prefix_ids`` (a list of ids, a 1-D tensor or a ``(1, T)`` tensor) must start with
-        ``<s>``, be possible in the language and not be a finished sentence; otherwise
-        ``ValueError``.
+        ``prefix_ids`` (a list of ids, a 1-D tensor or a ``(1, T)`` tensor) must start
+        with ``<s>``, be possible in the language and not be a finished sentence;
+        otherwise ``ValueError``.
 
         >>> lang = ToyLanguage()
         >>> probs = lang.next_token_probs(lang.tokenizer().encode("hello"))
@@ -300,7 +319,8 @@ class ToyLanguage:
         state = self.state_after(ids)
         if state == END:
             raise ValueError(
-                f"prefix_ids {self._words(ids)!r} is a finished sentence: nothing follows </s> "
+                f"prefix_ids {self._words(ids)!r} is a finished sentence: "
+                "nothing follows </s> "
                 "(every sentence starts afresh with <s>)"
             )
         return self._table[self._state_index[state]].float()
@@ -311,8 +331,8 @@ class ToyLanguage:
         ``prefix_ids`` (a list of ids, a 1-D tensor or a ``(1, T)`` tensor) must start
         with ``<s>`` (else ``ValueError``). After a possible prefix: the words of its
         state's row, the words of positive probability. After a finished sentence, or
-        after a prefix the grammar cannot produce (probability 0): only ``</s>``, so that
-        a constrained decoder ends the row at once (decoders pad finished rows with
+        after a prefix the grammar cannot produce (probability 0): only ``</s>``, so
+        that a constrained decoder ends the row at once (decoders pad finished rows with
         ``</s>``) instead of continuing text that is not a sentence.
 
         >>> lang = ToyLanguage()
@@ -336,9 +356,10 @@ class ToyLanguage:
     def sequence_log_prob(self, ids) -> float:
         """Exact log-probability (natural log) of ``ids[1:]`` given ``ids[0] = <s>``.
 
-        ``-inf`` if the sequence cannot occur. ``ids`` may be a whole sentence (ending in
-        ``</s>``) or a prefix of one. Extra copies of ``</s>`` at the end are padding
-        (``generate`` and ``beam_search`` pad finished sentences with it) and are ignored.
+        ``-inf`` if the sequence cannot occur. ``ids`` may be a whole sentence (ending
+        in ``</s>``) or a prefix of one. Extra copies of ``</s>`` at the end are padding
+        (``generate`` and ``beam_search`` pad finished sentences with it) and are
+        ignored.
 
         >>> lang = ToyLanguage()
         >>> ids = lang.tokenizer().encode("hello world </s>")
@@ -350,15 +371,16 @@ class ToyLanguage:
             ids = ids[:-1]
         return self._walk(ids, "ids")[1]
 
-    # ---- sampling --------------------------------------------------------------------------
+    # ---- sampling --------------------------------------------------------------------
 
     def sample(
         self, n: int, generator: torch.Generator | None = None
     ) -> list[list[int]]:
-        """``n`` whole sentences ``[<s>, ..., </s>]`` as lists of ids, drawn from the grammar.
+        """``n`` whole sentences ``[<s>, ..., </s>]`` as lists of ids, drawn from the
+        grammar.
 
-        Randomness comes from ``generator`` (or torch's global generator if None), so a seeded
-        generator gives the same sentences every time.
+        Randomness comes from ``generator`` (or torch's global generator if None), so a
+        seeded generator gives the same sentences every time.
         """
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"n must be an int >= 1, got {n!r}")
@@ -366,10 +388,11 @@ class ToyLanguage:
             raise ValueError(f"n must be an int >= 1, got {n}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(
-                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+                "generator must be a torch.Generator or None, "
+                f"got {type(generator).__name__}"
             )
-        # One uniform number per token: the word is the first whose cumulative probability
-        # exceeds it (inverse-CDF sampling), so P(word) = its probability.
+        # One uniform number per token: the word is the first whose cumulative
+        # probability exceeds it (inverse-CDF sampling), so P(word) = its probability.
         uniforms = torch.rand(
             n, self.max_sentence_length, generator=generator, dtype=torch.float64
         ).tolist()
@@ -388,7 +411,7 @@ class ToyLanguage:
             sentences.append(sentence)
         return sentences
 
-    # ---- helpers for the chapters ----------------------------------------------------------
+    # ---- helpers for the chapters ----------------------------------------------------
 
     def tokenizer(self) -> WordTokenizer:
         """A ``WordTokenizer`` for this vocabulary; ``encode`` puts ``<s>`` first."""
@@ -397,6 +420,7 @@ class ToyLanguage:
     def as_model(self, context_length: int = 16) -> LanguageOracle:
         """The language as an ``nn.Module`` that toygpt's decoders can run: "the truth".
 
-        Its forward returns log true probabilities ``(B, T, V)``; see :class:`LanguageOracle`.
+        Its forward returns log true probabilities ``(B, T, V)``; see
+        :class:`LanguageOracle`.
         """
         return LanguageOracle(self, context_length)

@@ -16,18 +16,21 @@ __all__ = ["LanguageOracle"]
 
 
 class LanguageOracle(nn.Module):
-    """A "model" that knows the truth: ``forward(input_ids (B, T)) -> (B, T, V)`` log-probabilities.
+    """A "model" that knows the truth: ``forward(input_ids (B, T)) -> (B, T, V)``
+    log-probabilities.
 
     ``out[b, t]`` is ``log lang.next_token_probs(input_ids[b, : t + 1])`` (``-inf`` for
-    impossible words), in float32. Since log-softmax of log-probabilities gives them back,
-    ``generate`` and ``beam_search`` treat it like a model's logits and decode the language itself.
+    impossible words), in float32. Since log-softmax of log-probabilities gives them
+    back, ``generate`` and ``beam_search`` treat it like a model's logits and decode the
+    language itself.
 
-    Where the prefix itself is impossible (it does not start with ``<s>``, contains a word
-    the grammar does not allow, or continues after ``</s>``) there is no truth to report; the
-    oracle then returns the uniform distribution, ``log(1 / V)`` for every word, rather than
-    raising. Decoders may build such prefixes (a beam search with more beams than possible
-    sentences, a batch row that has already ended) and must keep running; a prefix of
-    probability 0 keeps a score of ``-inf``, so it never beats a real sentence.
+    Where the prefix itself is impossible (it does not start with ``<s>``, contains a
+    word the grammar does not allow, or continues after ``</s>``) there is no truth to
+    report; the oracle then returns the uniform distribution, ``log(1 / V)`` for every
+    word, rather than raising. Decoders may build such prefixes (a beam search with more
+    beams than possible sentences, a batch row that has already ended) and must keep
+    running; a prefix of probability 0 keeps a score of ``-inf``, so it never beats a
+    real sentence.
 
     >>> lang = ToyLanguage()
     >>> oracle = lang.as_model()
@@ -42,7 +45,8 @@ class LanguageOracle(nn.Module):
             raise TypeError(f"context_length must be an int, got {context_length!r}")
         if context_length < language.max_sentence_length:
             raise ValueError(
-                f"context_length must be >= {language.max_sentence_length} (the longest sentence), "
+                f"context_length must be >= {language.max_sentence_length} "
+                "(the longest sentence), "
                 f"got {context_length}"
             )
         self.language = language

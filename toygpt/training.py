@@ -1,13 +1,16 @@
-"""Train a GPTModel on sentences of the toy language, and measure how close it gets to the truth.
+"""Train a GPTModel on sentences of the toy language, and measure how close it gets to
+the truth.
 
-Every step draws a fresh batch of sentences from the language (the supply never runs out, so
-the model cannot memorise a fixed training set), and minimises the cross-entropy of each next
-token. The best any model can do is the language's *entropy floor*: the cross-entropy of the
-true probabilities. How far above it a model stays is its KL divergence from the truth.
+Every step draws a fresh batch of sentences from the language (the supply never runs
+out, so the model cannot memorise a fixed training set), and minimises the cross-entropy
+of each next token. The best any model can do is the language's *entropy floor*: the
+cross-entropy of the true probabilities. How far above it a model stays is its KL
+divergence from the truth.
 
 Each training example is one whole sentence, ``<s> ... </s>``, starting at position 0.
-Sentences in a batch have different lengths, so the shorter ones are padded and the padded
-positions are left out of the loss (target ``-100``, which ``F.cross_entropy`` ignores).
+Sentences in a batch have different lengths, so the shorter ones are padded and the
+padded positions are left out of the loss (target ``-100``, which ``F.cross_entropy``
+ignores).
 
 Reproduce the shipped checkpoints (the default one takes about 2 minutes on 2 CPU
 cores, the draft distilled from it some seconds)::
@@ -21,9 +24,12 @@ A small model comes close to the floor in a few seconds (about 4 s on 2 CPU core
 >>> from toygpt import GPTModel, ToyLanguage
 >>> lang = ToyLanguage()
 >>> _ = torch.manual_seed(0)
->>> model = GPTModel(len(lang.vocab), d_model=32, num_heads=4, num_layers=2, dropout=0.0, context_length=16)
->>> history = train(model, lang, steps=500, batch_size=64, lr=3e-3, seed=0, progress=False)
->>> round(history["val_loss"][-1], 2), round(history["val_floor"], 2)  # the truth's loss on the same sentences
+>>> model = GPTModel(len(lang.vocab), d_model=32, num_heads=4, num_layers=2,
+...                  dropout=0.0, context_length=16)
+>>> history = train(model, lang, steps=500, batch_size=64, lr=3e-3, seed=0,
+...                 progress=False)
+>>> # the model's loss, and the truth's own loss on the same sentences
+>>> round(history["val_loss"][-1], 2), round(history["val_floor"], 2)
 (1.08, 1.06)
 """
 
@@ -88,8 +94,8 @@ def make_batch(
     """Sentences -> ``(inputs, targets)``, each ``(B, longest - 1)``.
 
     ``targets[b, t]`` is the token that follows ``inputs[b, t]``; padding positions hold
-    ``pad_id`` in the inputs (any valid id: no real position attends to them, since they come
-    after the sentence) and ``-100`` in the targets.
+    ``pad_id`` in the inputs (any valid id: no real position attends to them, since they
+    come after the sentence) and ``-100`` in the targets.
 
     >>> make_batch([[5, 1, 2, 6], [5, 3, 6]], pad_id=0)
     (tensor([[5, 1, 2],
@@ -126,11 +132,13 @@ def _check_model_and_language(model, lang) -> None:
         raise TypeError(f"lang must be a ToyLanguage, got {type(lang).__name__}")
     if model.vocab_size != len(lang.vocab):
         raise ValueError(
-            f"model.vocab_size ({model.vocab_size}) must equal the language's {len(lang.vocab)} words"
+            f"model.vocab_size ({model.vocab_size}) must equal the language's "
+            f"{len(lang.vocab)} words"
         )
     if model.context_length < lang.max_sentence_length - 1:
         raise ValueError(
-            f"model.context_length ({model.context_length}) must be >= {lang.max_sentence_length - 1} "
+            f"model.context_length ({model.context_length}) must be >= "
+            f"{lang.max_sentence_length - 1} "
             "to read the longest sentence"
         )
 
@@ -172,11 +180,12 @@ def evaluate(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) ->
 
 @torch.no_grad()
 def mean_kl(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> float:
-    """Mean KL(truth || model) in nats per position, over every position of ``sentences``.
+    """Mean KL(truth || model) in nats per position, over every position of
+    ``sentences``.
 
-    At each position the truth is ``lang.next_token_probs(prefix)`` and the model's is the
-    softmax of its logits; ``KL = sum_v p(v) * (log p(v) - log q(v))`` over words with p > 0.
-    It is 0 only if the model's distribution equals the truth there.
+    At each position the truth is ``lang.next_token_probs(prefix)`` and the model's is
+    the softmax of its logits; ``KL = sum_v p(v) * (log p(v) - log q(v))`` over words
+    with p > 0. It is 0 only if the model's distribution equals the truth there.
     """
     _check_model_and_language(model, lang)
     _check_sentences(sentences)
@@ -198,7 +207,8 @@ def mean_kl(model: nn.Module, lang: ToyLanguage, sentences: list[list[int]]) -> 
 
 
 def _truth_loss(lang: ToyLanguage, sentences: list[list[int]]) -> float:
-    """The true probabilities' cross-entropy on ``sentences`` (nats per predicted token)."""
+    """The true probabilities' cross-entropy on ``sentences`` (nats per predicted
+    token)."""
     return -sum(lang.sequence_log_prob(s) for s in sentences) / sum(
         len(s) - 1 for s in sentences
     )
@@ -264,8 +274,8 @@ def check_training_options(
                 raise ValueError(f"val_sentences holds an id outside [0, {V - 1}]: {s}")
             if len(s) > lang.max_sentence_length:
                 raise ValueError(
-                    f"val_sentences holds a sentence of {len(s)} tokens; the language's "
-                    f"longest has {lang.max_sentence_length}"
+                    f"val_sentences holds a sentence of {len(s)} tokens; "
+                    f"the language's longest has {lang.max_sentence_length}"
                 )
 
 
@@ -312,7 +322,8 @@ def train(
     history is a dict of equal-length lists, one entry per evaluation, ready for a loss
     curve::
 
-        {"step": [...], "train_loss": [...],   # mean over the steps since the last entry
+        {"step": [...],
+         "train_loss": [...],                  # mean over the steps since last entry
          "val_loss": [...],
          "entropy_floor": lang.entropy_floor,  # the best possible loss on average
          "val_floor": ...,                     # the truth's own loss on val_sentences
