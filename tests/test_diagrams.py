@@ -14,7 +14,8 @@ def close_figures():
 
 
 def texts(ax):
-    return [t.get_text() for t in ax.texts]
+    # a long state name is drawn on two lines ("HELLO_\nWORLD")
+    return [t.get_text().replace("_\n", "_") for t in ax.texts]
 
 
 def test_grammar_shows_every_state_and_word():
@@ -28,7 +29,7 @@ def test_grammar_shows_every_state_and_word():
         for word, p, _ in rows:
             assert f"{word} {p:.2f}".replace("0.", ".") in labels
     # laid out left to right: every transition goes to a column further right
-    x = {t.get_text(): t.get_position()[0] for t in ax.texts}
+    x = {t: a.get_position()[0] for t, a in zip(shown, ax.texts)}
     for state, rows in lang.transitions.items():
         assert all(x[nxt] > x[state] for _, _, nxt in rows)
 
@@ -41,8 +42,30 @@ def test_grammar_is_read_from_the_object():
     }
     # _topological_order reads lang.transitions; the picture follows the object
     shown = texts(plot_grammar(lang))
-    assert {"START", "A", "END", "hello .60", "the .40", "</s> 1.00"} <= set(shown)
+    assert {"START", "A", "END"} <= set(shown)
+    for label in ("hello .60", "the .40", "</s> 1.00"):
+        assert label in "\n".join(shown)
     assert "SUBJECT" not in shown
+
+
+def test_grammar_writes_the_words_that_end_a_sentence_under_their_state():
+    # no long arrows into DONE and END: those words are a note under their state
+    lang = ToyLanguage()
+    ax = plot_grammar(lang)
+    notes = [t.get_text() for t in ax.texts if "\u2192" in t.get_text()]
+    assert any("</s> .25 \u2192 END" in n for n in notes)  # after HELLO_WORLD
+    assert any("GPT .05, AI .05 \u2192 DONE" in n for n in notes)  # after HELLO
+    arrows = [p for p in ax.patches if hasattr(p, "_posA_posB")]
+    pairs = {(s, n) for s, rows in lang.transitions.items() for _, _, n in rows}
+    between_states = [p for p in pairs if p[1] not in ("DONE", "END")]
+    assert len(arrows) == len(between_states) + 1  # and DONE -> END
+
+
+def test_grammar_reads_at_column_width():
+    ax = plot_grammar(ToyLanguage())
+    width, _ = ax.figure.get_size_inches()
+    assert width <= 9 and ax.figure.dpi >= 100
+    assert min(t.get_fontsize() for t in ax.texts) >= 6
 
 
 def test_grammar_rejects_other_objects():
