@@ -299,15 +299,31 @@ def test_testing_machinery_stays_in_the_appendix(path):
             assert "A1_how_this_book_checks_itself" in src, "link to the appendix"
 
 
+def _code_lines(cell):
+    """The lines of a cell that the page shows as code: a code cell's source, or the
+    fenced code blocks of a text cell."""
+    lines = "".join(cell["source"]).splitlines()
+    if cell["cell_type"] == "code":
+        return lines
+    fenced, inside = [], False
+    for line in lines:
+        if line.lstrip().startswith(("```", "~~~")):
+            inside = not inside
+        elif inside:
+            fenced.append(line)
+    return fenced
+
+
 @pytest.mark.parametrize("path", CHAPTERS + APPENDICES, ids=lambda p: p.stem)
 def test_code_fits_the_page(path):
-    """Every code line within 88 columns (except the setup cell, derived elsewhere)."""
+    """Every code line within 88 columns, also code quoted in the text (except the setup
+    cell, derived elsewhere)."""
     nb = load(path)
     wide = [
         line
         for c in nb["cells"]
-        if c["cell_type"] == "code" and SETUP_TAG not in _tags(c)
-        for line in "".join(c["source"]).splitlines()
+        if SETUP_TAG not in _tags(c)
+        for line in _code_lines(c)
         if len(line) > 88
     ]
     assert not wide, wide
