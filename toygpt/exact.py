@@ -31,7 +31,11 @@ import torch
 from toygpt.exact_metrics import SentenceDistribution
 from toygpt.generation import check_ids
 from toygpt.model import GPTModel, eval_mode
-from toygpt.sampling import next_token_distribution, process_logits
+from toygpt.sampling import (
+    check_rule_options,
+    next_token_distribution,
+    process_logits,
+)
 
 __all__ = ["SentenceTree", "sentence_distribution", "exact_mode"]
 
@@ -240,7 +244,10 @@ def exact_mode(
     ``max_new_tokens``, grammatical or not; ``log_prob`` is the sum of the new tokens'
     log-probabilities (float64). With ``rule`` (``temperature``, ``top_k``, ...), the
     mode of what sampling with that rule writes: each step's log-probabilities are the
-    log of :func:`toygpt.sampling.next_token_distribution`, as in ``generate``.
+    log of :func:`toygpt.sampling.next_token_distribution`, as in ``generate``. The
+    prefix rules work too (penalties, ``allowed_tokens_fn``, told batch id 0 as
+    ``generate`` tells a single prompt): with the grammar as ``allowed_tokens_fn``, the
+    mode of constrained (per-step renormalised) sampling.
 
     Best-first (uniform-cost) search: prefixes wait in a priority queue by
     log-probability; the most probable ones are expanded, up to ``batch_size`` per
@@ -268,7 +275,11 @@ def exact_mode(
         raise ValueError(
             f"eos_token_id must be in [0, {model.vocab_size - 1}], got {eos_token_id}"
         )
-    process_logits(torch.zeros(1, model.vocab_size), **rule)  # check the rule first
+    # Check the rule first. The prefix rules read the prompt; allowed_tokens_fn is
+    # only checked (callable), not called: the search calls it on each prefix.
+    check_rule_options(**rule)
+    fixed = {k: v for k, v in rule.items() if k != "allowed_tokens_fn"}
+    process_logits(torch.zeros(1, model.vocab_size), prompt, **fixed)
     C, T = model.context_length, prompt.shape[1]
     best_lp, best = -math.inf, None
     queue = [(0.0, 0, prompt[0].tolist())]  # (-log-prob, order pushed, ids)
@@ -290,7 +301,10 @@ def exact_mode(
             for group in by_length.values():
                 ids = torch.tensor([e[2] for e in group])
                 logits = model(ids[:, -C:])[:, -1].double()
-                logp = process_logits(logits, ids, **rule).log_softmax(-1)
+                kwargs = dict(rule)
+                if rule.get("allowed_tokens_fn") is not None:  # one prompt: batch id 0
+                    kwargs.setdefault("batch_ids", torch.zeros(len(group), dtype=int))
+                logp = process_logits(logits, ids, **kwargs).log_softmax(-1)
                 for (neg, _, seq), row in zip(group, logp.tolist()):
                     room = T + max_new_tokens - len(seq) - 1  # tokens left after one
                     for token, lp in enumerate(row):
