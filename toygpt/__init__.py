@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 # Figures pull in matplotlib and seaborn: import them only when one is asked for.
 _PLOTS = {
     "plot_heatmap": "plots",
-    "plot_grammar": "diagrams",
+    "plot_grammar": "grammar_diagram",
     "plot_architecture": "diagrams",
 }
 
