@@ -61,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/notebooks.py check
-	$(BIN)/python scripts/translate.py check
+	$(BIN)/python scripts/translate.py check --complete
 
 unit: $(STAMP)
 	$(BIN)/pytest tests --ignore=tests/browser

@@ -346,3 +346,11 @@ def test_appendix_hygiene(path):
     assert not [o for o in outs if o["output_type"] == "error"]
     assert not [o for o in outs if o.get("name") == "stderr"]
     assert any("image/png" in o.get("data", {}) for o in outs), "a figure"
+
+
+@pytest.mark.parametrize("intro", ["book/intro.md", "ko/book/intro.md"])
+def test_the_chapter_map_lists_every_chapter(intro):
+    """The intro's chapter map fell six chapters behind once; now it cannot."""
+    text = (ROOT / intro).read_text()
+    listed = re.findall(r"\{doc\}`\.\./notebooks/(\d\d_\w+)`", text)
+    assert listed == [p.stem for p in CHAPTERS]
