@@ -279,6 +279,24 @@ def check_training_options(
                 )
 
 
+def _options_with_defaults(
+    lang, *, steps, seed, warmup, eval_every, val_sentences, **rest
+):
+    """Check every option, then fill in the defaults :func:`train` and :func:`distill`
+    share: (warmup, eval_every, val_sentences)."""
+    check_training_options(
+        lang, steps=steps, seed=seed, warmup=warmup, eval_every=eval_every,
+        val_sentences=val_sentences, **rest,
+    )  # fmt: skip
+    warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
+    eval_every = max(1, steps // 20) if eval_every is None else eval_every
+    if val_sentences is None:
+        val_sentences = lang.sample(
+            1000, generator=torch.Generator().manual_seed(seed + 1)
+        )
+    return warmup, eval_every, val_sentences
+
+
 def _optimizer(model, lr, weight_decay):
     # Weight decay on weight matrices and embeddings, not on biases or LayerNorm gains
     # (as nanoGPT).
@@ -332,17 +350,11 @@ def train(
     The model is left in eval mode.
     """
     _check_model_and_language(model, lang)
-    check_training_options(
+    warmup, eval_every, val_sentences = _options_with_defaults(
         lang, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
         weight_decay=weight_decay, warmup=warmup, val_sentences=val_sentences,
         eval_every=eval_every, progress=progress,
     )  # fmt: skip
-    warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
-    eval_every = max(1, steps // 20) if eval_every is None else eval_every
-    if val_sentences is None:
-        val_sentences = lang.sample(
-            1000, generator=torch.Generator().manual_seed(seed + 1)
-        )
 
     torch.manual_seed(seed)  # dropout
     data = torch.Generator().manual_seed(seed)  # the training sentences
@@ -454,17 +466,11 @@ def distill(
     _check_model_and_language(student, lang)
     _check_model_and_language(teacher, lang)
     _check_number("temperature", temperature, 0, strict=True)
-    check_training_options(
+    warmup, eval_every, val_sentences = _options_with_defaults(
         lang, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
         weight_decay=weight_decay, warmup=warmup, val_sentences=val_sentences,
         eval_every=eval_every, progress=progress,
     )  # fmt: skip
-    warmup = min(200, max(1, steps // 10)) if warmup is None else warmup
-    eval_every = max(1, steps // 20) if eval_every is None else eval_every
-    if val_sentences is None:
-        val_sentences = lang.sample(
-            1000, generator=torch.Generator().manual_seed(seed + 1)
-        )
     torch.manual_seed(seed)
     data = torch.Generator().manual_seed(seed)
     optimizer = _optimizer(student, lr, weight_decay)
