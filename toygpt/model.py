@@ -83,9 +83,12 @@ class KVCache:
 
     ``keys[i]`` and ``values[i]`` have shape ``(B, heads, length, head_dim)``.
     Create one with :meth:`GPTModel.new_kv_cache` and pass it to every forward call.
-    One tensor with room for ``capacity`` positions holds all layers, so adding a token
-    copies only that token's keys and values (growing tensors with ``torch.cat`` would
-    copy all of them), and beam search re-orders every layer at once.
+    One tensor holds all layers, with room for up to ``capacity`` positions, so adding
+    a token copies only that token's keys and values (growing tensors with
+    ``torch.cat`` would copy all of them), and beam search re-orders every layer at
+    once. The first call reserves all ``capacity`` positions; :meth:`reorder` keeps
+    only the filled ones plus room for one more (beam search and the exact layer add
+    one token per reorder), and a later call that needs more room grows the tensor.
 
     For a padded batch the cache also remembers which cached positions are padding
     (``mask``, ``(B, capacity)``, True on real tokens; ``None`` while every cached
@@ -168,10 +171,13 @@ class KVCache:
         if self._kv is None:
             B, H, _, D = k.shape
             self._kv = k.new_empty(len(self.lengths), 2, B, H, self.capacity, D)
-        self._kv[layer, 0, :, :, start:end] = k
-        self._kv[layer, 1, :, :, start:end] = v
+        elif end > self._kv.shape[4]:  # after a reorder: more room
+            self._grow(max(end, 2 * self._kv.shape[4]))
+        keys, values = self._kv[layer, 0], self._kv[layer, 1]  # (B, heads, room, D)
+        keys.narrow(2, start, end - start).copy_(k)  # narrow: cheaper than slicing
+        values.narrow(2, start, end - start).copy_(v)
         self.lengths[layer] = end
-        return self._kv[layer, 0, :, :, :end], self._kv[layer, 1, :, :, :end]
+        return keys.narrow(2, 0, end), values.narrow(2, 0, end)
 
     def update_mask(self, real: torch.Tensor | None, T: int) -> torch.Tensor | None:
         """Record which of the next ``T`` positions are real (``real`` ``(B, T)`` bool,
@@ -194,10 +200,23 @@ class KVCache:
         if self.mask is not None:
             self.mask = self.mask.index_select(0, rows)
         if self._kv is not None:
-            n = len(self)  # copy only the filled positions
-            kv = self._kv.new_empty(*self._kv.shape[:2], len(rows), *self._kv.shape[3:])
-            kv[:, :, :, :, :n] = self._kv[:, :, :, :, :n].index_select(2, rows)
-            self._kv = kv
+            old, n = self._kv, len(self)
+            self._kv = self._new_storage(len(rows), n + 1)
+            if old.requires_grad and torch.is_grad_enabled():  # out= is not autograd's
+                self._kv[..., :n, :] = old[..., :n, :].index_select(2, rows)
+            else:  # gather the rows' filled positions straight into the new tensor
+                torch.index_select(old[..., :n, :], 2, rows, out=self._kv[..., :n, :])
+
+    def _new_storage(self, rows: int, room: int) -> torch.Tensor:
+        """An empty ``(layers, 2, rows, heads, room, head_dim)`` tensor, ``room`` capped
+        at ``capacity``: allocating only what is used keeps a wide batch cheap."""
+        L, two, _, H, _, D = self._kv.shape
+        return self._kv.new_empty(L, two, rows, H, min(self.capacity, room), D)
+
+    def _grow(self, room: int) -> None:
+        n = max(self.lengths)  # in a call in progress, earlier layers hold more
+        old, self._kv = self._kv, self._new_storage(self._kv.shape[2], room)
+        self._kv[..., :n, :] = old[..., :n, :]
 
     def crop(self, length: int) -> None:
         """Forget every position from ``length`` on, in every layer: the cache then
