@@ -3,11 +3,11 @@
 The toy language has finitely many sentences (3,867 after ``<s>``), so what
 ``generate`` does with a decoding rule can be computed instead of sampled. The sentences
 that start with a prompt form a tree of prefixes; the model's logits are computed once
-at every inner node (one KV-cached step per node, depth by depth); a rule turns each
-node's logits into the next-token distribution with
-:func:`toygpt.sampling.next_token_distribution`, the very function ``sample_next`` draws
-from; a sentence's probability is the product of its tokens' probabilities along its
-path.
+at every inner node (each token run once, by :mod:`toygpt.tree_attention`); a rule
+turns each node's logits into the next-token distribution with
+:func:`toygpt.sampling.next_token_distribution`, the very function ``sample_next``
+draws from; a sentence's probability is the product of its tokens' probabilities along
+its path.
 
 >>> import torch
 >>> from toygpt import ToyLanguage
@@ -36,6 +36,7 @@ from toygpt.sampling import (
     next_token_distribution,
     process_logits,
 )
+from toygpt.tree_attention import tree_logits
 
 __all__ = ["SentenceTree", "sentence_distribution", "exact_mode"]
 
@@ -64,10 +65,10 @@ class SentenceTree:
     ``prompt_ids`` must start with ``<s>`` and be a prefix of a sentence that has not
     ended (else ``ValueError``). ``lang`` needs ``vocab``, ``bos_id``, ``eos_id``,
     ``transitions`` and ``state_after`` (as :class:`toygpt.ToyLanguage` has). The model
-    runs in eval mode, one KV-cached step per inner node for a ``GPTModel`` (any other
-    module: the whole prefix, depth by depth). A prefix longer than the model's
-    ``context_length`` is cropped to its last ``context_length`` tokens, exactly as
-    ``generate`` does.
+    runs in eval mode, each token of the tree once for a ``GPTModel`` (tree
+    attention; any other module: the whole prefix, depth by depth). A prefix longer
+    than the model's ``context_length`` is cropped to its last ``context_length``
+    tokens, exactly as ``generate`` does.
 
     Attributes: ``sentences``, ``truth`` (float64 ``(N,)``), ``new_tokens``,
     ``max_new_tokens`` (the longest continuation: ``generate`` with at least this many
@@ -138,6 +139,7 @@ class SentenceTree:
         self._parent = torch.tensor([-1] + parents)  # of every inner node
         self._token = torch.tensor([-1] + tokens)
         self._depth_sizes = [len(p) for p in prefixes]
+        self._first = [0] + torch.tensor(self._depth_sizes).cumsum(0).tolist()
         self._sentence_parent = torch.tensor(sentence_parent)
         # (inner, V): True for the words the grammar allows next
         self._allowed = torch.zeros(first, V, dtype=torch.bool)
@@ -149,25 +151,23 @@ class SentenceTree:
 
     @torch.inference_mode()
     def _run(self, model, prompt: torch.Tensor) -> torch.Tensor:
-        """The model's logits at every inner node, float64 ``(inner nodes, V)``."""
-        C, out, start, prev = model.context_length, [], 0, 0
-        cache = model.new_kv_cache() if isinstance(model, GPTModel) else None
+        """The model's logits at every inner node, float64 ``(inner nodes, V)``: by
+        tree attention for a ``GPTModel`` while the prefixes fit its context."""
+        C, out = model.context_length, []
+        fit = len(self.prefixes)  # depths whose prefixes fit in the context
+        if isinstance(model, GPTModel):
+            fit = max(0, min(fit, C - prompt.shape[1] + 1))
+            depths = range(1, fit)
+            tokens = [self._token[self._first[d] : self._first[d + 1]] for d in depths]
+            parents = [
+                self._parent[self._first[d] : self._first[d + 1]] - self._first[d - 1]
+                for d in depths
+            ]
+            out = tree_logits(model, prompt, tokens, parents) if fit else []
         with eval_mode(model):
-            for d, ids in enumerate(self.prefixes):
-                n, length = ids.shape
-                if cache is not None and length <= C:
-                    if d == 0:
-                        new = ids  # the prompt fills the cache
-                    else:
-                        local = self._parent[start : start + n] - (start - prev)
-                        cache.reorder(local)  # each child continues its parent
-                        new = ids[:, -1:]
-                    logits = model(new, kv_cache=cache)[:, -1]
-                else:  # generate's path without a cache, cropped to the window
-                    logits = model(ids[:, -C:])[:, -1]
-                out.append(logits.double())
-                prev, start = n, start + n
-        return torch.cat(out)
+            for ids in self.prefixes[len(out) :]:  # generate's path, cropped
+                out.append(model(ids[:, -C:])[:, -1])
+        return torch.cat(out).double()
 
     def distribution(self, **rule) -> SentenceDistribution:
         """The exact law of ``generate(model, prompt_ids, max_new_tokens,
