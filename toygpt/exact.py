@@ -101,52 +101,71 @@ class SentenceTree:
         self.logits = self._run(model, prompt)
 
     def _build(self, prompt: list[int], state: str) -> None:
-        """Enumerate the tree breadth first: inner nodes depth by depth, then leaves."""
+        """Enumerate the tree breadth first: inner nodes depth by depth, then leaves.
+
+        The walk keeps only each node's grammar state and probability; the prefixes
+        are tensors built afterwards, depth by depth, from parents and tokens."""
         word_id, eos, V = self.lang.word_to_id, self.lang.eos_id, len(self.vocab)
-        level = [(prompt, state, 1.0)]  # inner nodes of the current depth
-        prefixes, parents, tokens, allowed, counts = [], [], [], [], []
-        sentences, sentence_parent, truth = [], [], []
+        moves = {}  # grammar state -> [(token, p, state after)]
+        level = [(state, 1.0)]  # inner nodes of the current depth
+        parents, tokens, allowed, counts, depth_sizes = [], [], [], [], []
+        sentence_parent, sentence_token, truth = [], [], []
         first = 0  # global index of the current depth's first inner node
         while level:
-            prefixes.append(torch.tensor([ids for ids, _, _ in level]))
+            depth_sizes.append(len(level))
             nxt = []
-            for i, (ids, st, q) in enumerate(level):
-                row = []
-                for word, p, after in self.lang.transitions[st]:
-                    token = word_id[word]
-                    row.append(token)
+            for i, (st, q) in enumerate(level):
+                if st not in moves:
+                    moves[st] = [
+                        (word_id[w], p, after)
+                        for w, p, after in self.lang.transitions[st]
+                    ]
+                for token, p, after in moves[st]:
+                    allowed.append(token)
                     if after == "END":
-                        sentences.append(ids + [token])
                         sentence_parent.append(first + i)
+                        sentence_token.append(token)
                         truth.append(q * p)
                     else:
-                        nxt.append((ids + [token], after, q * p))
+                        nxt.append((after, q * p))
                         parents.append(first + i)
                         tokens.append(token)
-                allowed.append(row)
-                counts.append(len(row))
+                counts.append(len(moves[st]))
             first += len(level)
             level = nxt
-        if any(s[-1] != eos for s in sentences):  # pragma: no cover (grammar checked)
+        if any(t != eos for t in sentence_token):  # pragma: no cover (grammar checked)
             raise ValueError("the language's sentences must end with its eos_id")
-        T = len(prompt)
-        self.prefixes = prefixes
         self.num_inner = first
-        self.sentences = sentences
-        self.truth = torch.tensor(truth, dtype=torch.float64)
-        self.new_tokens = torch.tensor([len(s) - T for s in sentences])
-        self.max_new_tokens = int(self.new_tokens.max())
         self._parent = torch.tensor([-1] + parents)  # of every inner node
         self._token = torch.tensor([-1] + tokens)
-        self._depth_sizes = [len(p) for p in prefixes]
-        self._first = [0] + torch.tensor(self._depth_sizes).cumsum(0).tolist()
+        self._depth_sizes = depth_sizes
+        self._first = [0] + torch.tensor(depth_sizes).cumsum(0).tolist()
+        # (n_d, T + d) per depth: the parent's prefix, then the node's token
+        self.prefixes = [torch.tensor([prompt])]
+        for d in range(1, len(depth_sizes)):
+            rows = slice(self._first[d], self._first[d + 1])
+            above = self.prefixes[-1][self._parent[rows] - self._first[d - 1]]
+            self.prefixes.append(torch.cat([above, self._token[rows, None]], dim=1))
+        # sentences: the parent's prefix and </s>; the walk lists them by parent, so
+        # those under one depth are consecutive
         self._sentence_parent = torch.tensor(sentence_parent)
+        depth_of = torch.searchsorted(
+            torch.tensor(self._first[1:]), self._sentence_parent, right=True
+        )
+        self.sentences = []
+        for d, ids in enumerate(self.prefixes):
+            local = self._sentence_parent[depth_of == d] - self._first[d]
+            ends = torch.full((len(local), 1), eos)
+            self.sentences += torch.cat([ids[local], ends], dim=1).tolist()
+        self.truth = torch.tensor(truth, dtype=torch.float64)
+        self.new_tokens = depth_of + 1  # a parent at depth d, then </s>
+        self.max_new_tokens = int(self.new_tokens.max())
         # (inner, V): True for the words the grammar allows next
         self._allowed = torch.zeros(first, V, dtype=torch.bool)
         rows = torch.repeat_interleave(torch.arange(first), torch.tensor(counts))
-        self._allowed[rows, torch.tensor([t for row in allowed for t in row])] = True
+        self._allowed[rows, torch.tensor(allowed)] = True
         self._inner_depth = torch.repeat_interleave(
-            torch.arange(len(prefixes)), torch.tensor(self._depth_sizes)
+            torch.arange(len(depth_sizes)), torch.tensor(depth_sizes)
         )
 
     @torch.inference_mode()

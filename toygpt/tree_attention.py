@@ -15,6 +15,8 @@ float rounding): :class:`toygpt.exact.SentenceTree` uses it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -79,13 +81,14 @@ def tree_logits(
             if d == 0:
                 ids, positions = prompt, torch.arange(T)
                 slots = torch.arange(T)[None]  # (1, T): the prompt sees itself
-                new = slots[0]
+                new = slice(0, T)
             else:
                 parent = parents[d - 1]
-                new = torch.arange(first_slot, first_slot + sizes[d])
+                new = slice(first_slot, first_slot + sizes[d])
                 first_slot += sizes[d]
                 # a node sees its parent's slots and its own: (n_d, T + d)
-                slots = torch.cat([slots[parent], new[:, None]], dim=1)
+                own = torch.arange(new.start, new.stop)[:, None]
+                slots = torch.cat([slots[parent], own], dim=1)
                 ids = tokens[d - 1][:, None].long()
                 positions = torch.tensor([T - 1 + d])
             x = model.dropout(
@@ -117,19 +120,31 @@ def _check_depth(model, d: int, token, parent, above: int) -> None:
 
 def _blocks(model, x, table, slots, new, heads, head_dim) -> torch.Tensor:
     """Run ``x`` ``(n, t, width)`` through the blocks (t = T for the prompt, else 1),
-    writing its keys and values into ``table[:, :, new]``; logits at the last token."""
+    writing its keys and values into ``table[:, :, new]`` (a slice: its slots are
+    consecutive); logits at the last token."""
     n, t, width = x.shape
     for layer, block in enumerate(model.blocks):
         attn = block.attn
         q, k, v = attn.qkv(block.ln1(x)).split(width, dim=2)
         table[layer, 0, new] = k.reshape(-1, heads, head_dim)
         table[layer, 1, new] = v.reshape(-1, heads, head_dim)
-        q = q.view(n, t, heads, head_dim).transpose(1, 2)  # (n, heads, t, head_dim)
-        keys = table[layer, 0][slots].transpose(1, 2)  # (n, heads, T + d, head_dim)
-        values = table[layer, 1][slots].transpose(1, 2)
-        # the prompt is causal among itself; a node's one query sees all its slots
-        y = F.scaled_dot_product_attention(q, keys, values, is_causal=t > 1)
-        y = y.transpose(1, 2).reshape(n, t, width)
+        # each row's slots gathered: (n, T + d, heads, head_dim)
+        index = slots.flatten()
+        keys = table[layer, 0].index_select(0, index).view(n, -1, heads, head_dim)
+        values = table[layer, 1].index_select(0, index).view(keys.shape)
+        if t > 1:  # the prompt: causal among itself
+            q = q.view(n, t, heads, head_dim).transpose(1, 2)  # (n, heads, t, head_dim)
+            y = F.scaled_dot_product_attention(
+                q, keys.transpose(1, 2), values.transpose(1, 2), is_causal=True
+            )
+            y = y.transpose(1, 2).reshape(n, t, width)
+        else:
+            # a node's one query sees all its slots; for one query and a dozen keys,
+            # products and sums beat scaled_dot_product_attention's kernel
+            q = q.view(n, 1, heads, head_dim)
+            scores = (keys * q).sum(-1) / math.sqrt(head_dim)  # (n, T + d, heads)
+            weights = scores.softmax(dim=1)[..., None]
+            y = (weights * values).sum(1).reshape(n, 1, width)
         x = x + attn.resid_dropout(attn.proj(y))
         x = x + block.ffn(block.ln2(x))
     return model.output_layer(model.ln_final(x[:, -1]))
