@@ -129,6 +129,19 @@ def test_tiny_grammar_matches_brute_force(rule, context_length):
         assert low == pytest.approx(high) == pytest.approx(entropy)
 
 
+@pytest.mark.parametrize("rule", RULES, ids=str)
+def test_all_nodes_at_once_equals_depth_by_depth(lang, shipped, rule):
+    # a rule that reads no prefix runs on every node at once; a no-op allowed_tokens_fn
+    # reads the prefix, so the same rule then runs depth by depth, each depth with its
+    # prefixes: the two laws must agree to the last bit
+    tree = SentenceTree(shipped, lang, lang.tokenizer().encode("the dog"))
+    every = list(range(len(lang.vocab)))
+    at_once = tree.distribution(**rule)
+    by_depth = tree.distribution(**rule, allowed_tokens_fn=lambda b, ids: every)
+    assert torch.equal(at_once.probs, by_depth.probs)
+    assert torch.equal(at_once.escape, by_depth.escape)
+
+
 def test_tiny_grammar_from_a_longer_prompt():
     tiny = tiny_language()
     model = tiny_model(seed=1)

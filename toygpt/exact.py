@@ -31,6 +31,7 @@ import torch
 from toygpt.exact_metrics import SentenceDistribution
 from toygpt.generation import check_ids
 from toygpt.model import GPTModel, eval_mode
+from toygpt.rules import PROCESSOR_RULES, active_rules
 from toygpt.sampling import (
     check_rule_options,
     next_token_distribution,
@@ -101,43 +102,59 @@ class SentenceTree:
         self.logits = self._run(model, prompt)
 
     def _build(self, prompt: list[int], state: str) -> None:
-        """Enumerate the tree breadth first: inner nodes depth by depth, then leaves.
-
-        The walk keeps only each node's grammar state and probability; the prefixes
-        are tensors built afterwards, depth by depth, from parents and tokens."""
+        """Enumerate the tree breadth first, one depth at a time as tensors: inner
+        nodes depth by depth (node-major, in the grammar's order of moves), and the
+        sentences each depth finishes. A probability is its parent's times the move's,
+        in float64, as a walk in Python would multiply them."""
         word_id, eos, V = self.lang.word_to_id, self.lang.eos_id, len(self.vocab)
-        moves = {}  # grammar state -> [(token, p, state after)]
-        level = [(state, 1.0)]  # inner nodes of the current depth
-        parents, tokens, allowed, counts, depth_sizes = [], [], [], [], []
+        # the grammar as tables: (states, most moves), a move to "END" as state -1
+        index = {st: i for i, st in enumerate(self.lang.transitions)}
+        width = max(len(rows) for rows in self.lang.transitions.values())
+        pad = [(-1, 0.0, -1)] * width
+        table = [
+            [
+                (word_id[w], p, -1 if after == "END" else index[after])
+                for w, p, after in rows
+            ]
+            + pad[len(rows) :]
+            for rows in self.lang.transitions.values()
+        ]
+        move_token = torch.tensor([[m[0] for m in row] for row in table])
+        move_p = torch.tensor(
+            [[m[1] for m in row] for row in table], dtype=torch.float64
+        )
+        move_to = torch.tensor([[m[2] for m in row] for row in table])
+        states = torch.tensor([index[state]])  # inner nodes of the current depth
+        q = torch.ones(1, dtype=torch.float64)  # the truth's probability of each
+        parents, tokens, allowed_rows, allowed, depth_sizes = [], [], [], [], []
         sentence_parent, sentence_token, truth = [], [], []
         first = 0  # global index of the current depth's first inner node
-        while level:
-            depth_sizes.append(len(level))
-            nxt = []
-            for i, (st, q) in enumerate(level):
-                if st not in moves:
-                    moves[st] = [
-                        (word_id[w], p, after)
-                        for w, p, after in self.lang.transitions[st]
-                    ]
-                for token, p, after in moves[st]:
-                    allowed.append(token)
-                    if after == "END":
-                        sentence_parent.append(first + i)
-                        sentence_token.append(token)
-                        truth.append(q * p)
-                    else:
-                        nxt.append((after, q * p))
-                        parents.append(first + i)
-                        tokens.append(token)
-                counts.append(len(moves[st]))
-            first += len(level)
-            level = nxt
-        if any(t != eos for t in sentence_token):  # pragma: no cover (grammar checked)
+        while len(states):
+            n = len(states)
+            token = move_token[states]  # (n, width), -1 past a state's moves
+            valid = token >= 0
+            node = torch.arange(first, first + n)[:, None].expand(n, width)[valid]
+            token = token[valid]
+            prob = q[node - first] * move_p[states][valid]
+            after = move_to[states][valid]
+            allowed_rows.append(node)
+            allowed.append(token)
+            end = after < 0
+            sentence_parent.append(node[end])
+            sentence_token.append(token[end])
+            truth.append(prob[end])
+            parents.append(node[~end])
+            tokens.append(token[~end])
+            states, q = after[~end], prob[~end]
+            depth_sizes.append(n)
+            first += n
+        sentence_token = torch.cat(sentence_token)
+        if (sentence_token != eos).any():  # pragma: no cover (grammar checked)
             raise ValueError("the language's sentences must end with its eos_id")
         self.num_inner = first
-        self._parent = torch.tensor([-1] + parents)  # of every inner node
-        self._token = torch.tensor([-1] + tokens)
+        none = torch.tensor([-1])  # the prompt's node has no parent and no token
+        self._parent = torch.cat([none] + parents)  # of every inner node
+        self._token = torch.cat([none] + tokens)
         self._depth_sizes = depth_sizes
         self._first = [0] + torch.tensor(depth_sizes).cumsum(0).tolist()
         # (n_d, T + d) per depth: the parent's prefix, then the node's token
@@ -148,7 +165,7 @@ class SentenceTree:
             self.prefixes.append(torch.cat([above, self._token[rows, None]], dim=1))
         # sentences: the parent's prefix and </s>; the walk lists them by parent, so
         # those under one depth are consecutive
-        self._sentence_parent = torch.tensor(sentence_parent)
+        self._sentence_parent = torch.cat(sentence_parent)
         depth_of = torch.searchsorted(
             torch.tensor(self._first[1:]), self._sentence_parent, right=True
         )
@@ -157,13 +174,12 @@ class SentenceTree:
             local = self._sentence_parent[depth_of == d] - self._first[d]
             ends = torch.full((len(local), 1), eos)
             self.sentences += torch.cat([ids[local], ends], dim=1).tolist()
-        self.truth = torch.tensor(truth, dtype=torch.float64)
+        self.truth = torch.cat(truth)
         self.new_tokens = depth_of + 1  # a parent at depth d, then </s>
         self.max_new_tokens = int(self.new_tokens.max())
         # (inner, V): True for the words the grammar allows next
         self._allowed = torch.zeros(first, V, dtype=torch.bool)
-        rows = torch.repeat_interleave(torch.arange(first), torch.tensor(counts))
-        self._allowed[rows, torch.tensor(allowed)] = True
+        self._allowed[torch.cat(allowed_rows), torch.cat(allowed)] = True
         self._inner_depth = torch.repeat_interleave(
             torch.arange(len(depth_sizes)), torch.tensor(depth_sizes)
         )
@@ -195,15 +211,20 @@ class SentenceTree:
 
         ``rule`` is passed unchanged to
         :func:`toygpt.sampling.next_token_distribution` (``temperature``, ``top_k``,
-        ``top_p``, ``min_p``, ``order``, and whatever that function accepts: later
-        ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``, ``repetition_penalty``,
-        ``no_repeat_ngram_size``, ``frequency_penalty``, ``presence_penalty``,
-        ``allowed_tokens_fn`` and ``sampler_order``), with every node's prefix as
-        ``input_ids``; with ``allowed_tokens_fn`` every node gets ``batch_ids`` 0.
+        ``top_p``, ``min_p``, ``typical_p``, ``epsilon_cutoff``, ``eta_cutoff``,
+        ``repetition_penalty``, ``no_repeat_ngram_size``, ``frequency_penalty``,
+        ``presence_penalty``, ``allowed_tokens_fn``, ``sampler_order``), on all nodes
+        at once, or depth by depth with every node's prefix as ``input_ids`` when a
+        rule reads the prefix; with ``allowed_tokens_fn`` every node gets
+        ``batch_ids`` 0.
         ``temperature=0`` gives greedy decoding's one-hot law. The logits come from a
         batched forward and ``generate``'s from its own, equal up to float rounding: a
         rule whose cut sits on a near-tie (within ~1e-6) may cut differently.
         """
+        if not any(r in PROCESSOR_RULES for r in active_rules(**rule)):
+            # no rule reads the prefix: every node's row at once
+            dist = next_token_distribution(self.logits, **rule)
+            return self._law(dist)
         dist = torch.empty_like(self.logits)
         start = 0
         for ids in self.prefixes:
@@ -215,6 +236,10 @@ class SentenceTree:
                 self.logits[start : start + n], input_ids=ids, **kwargs
             )
             start += n
+        return self._law(dist)
+
+    def _law(self, dist: torch.Tensor) -> SentenceDistribution:
+        """The sentences' law from every inner node's next-token distribution."""
         # Probability of reaching each inner node: a product down the tree, by depth.
         reach = torch.ones(self.num_inner, dtype=torch.float64)
         step = dist[self._parent[1:], self._token[1:]]  # edge into every inner node
