@@ -6,32 +6,22 @@ toygpt at batch 1.
     python benchmarks/batch_speed.py --repeats 3
 
 Size (DESIGN.md): 4 layers, d_model 128, 4 heads, vocabulary 64, context 256, CPU,
-2 threads; 32 prompts of 4-12 tokens, left-padded, 64 new tokens each. Each number is
-the median of --repeats runs after one warm-up run; the ratios come from one run.
+2 threads; 32 prompts of 4-12 tokens, left-padded, 64 new tokens each. Every workload
+runs once per round (``timing.interleaved``), --repeats rounds after one warm-up each;
+times are medians, each ratio the median of its per-round ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from timing import interleaved, median, ratio
 
 from toygpt import GPTModel, generate
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def main() -> None:
@@ -65,13 +55,15 @@ def main() -> None:
     one = ids[:1, T - lengths[0] :]  # batch 1: the first prompt, unpadded
     n, B = args.new, args.batch
 
-    t_batch = timed(lambda: generate(model, ids, n, attention_mask=mask), args.repeats)
-    t_one = timed(lambda: generate(model, one, n), args.repeats)
-    rows = [
-        (f"toygpt greedy, batch {B}, KV cache", B * n / t_batch, t_batch),
-        ("toygpt greedy, batch 1, KV cache", n / t_one, t_one),
-    ]
-    t_hf = None
+    workloads = {
+        "batch": lambda: generate(model, ids, n, attention_mask=mask),
+        "one": lambda: generate(model, one, n),
+    }
+    labels = {
+        "batch": f"toygpt greedy, batch {B}, KV cache",
+        "one": "toygpt greedy, batch 1, KV cache",
+    }
+    same = None
     try:
         import transformers
         from transformers import GenerationConfig
@@ -84,34 +76,38 @@ def main() -> None:
         cfg = GenerationConfig(
             max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0
         )
-        with torch.no_grad():
-            theirs = hf.generate(ids, attention_mask=mask, generation_config=cfg)
-            t_hf = timed(
-                lambda: hf.generate(ids, attention_mask=mask, generation_config=cfg),
-                args.repeats,
-            )
-        same = torch.equal(theirs, generate(model, ids, n, attention_mask=mask))
-        name = f"transformers {transformers.__version__} greedy, batch {B}"
-        rows.append((name, B * n / t_hf, t_hf))
+
+        def hf_generate():
+            with torch.no_grad():
+                return hf.generate(ids, attention_mask=mask, generation_config=cfg)
+
+        same = torch.equal(hf_generate(), workloads["batch"]())
+        workloads["hf"] = hf_generate
+        labels["hf"] = f"transformers {transformers.__version__} greedy, batch {B}"
     except ImportError:
         pass
+    times = interleaved(workloads, args.repeats)
+    tokens = {"batch": B * n, "one": n, "hf": B * n}
 
     print(
         f"torch {torch.__version__}, {args.threads} threads, "
         f"{platform.processor() or platform.machine()}; {B} prompts of "
         f"{min(lengths)}-{max(lengths)} tokens (left-padded), {n} new tokens, "
-        f"median of {args.repeats}"
+        f"{args.repeats} interleaved rounds"
     )
-    for name, rate, seconds in rows:
+    for key, name in labels.items():
+        seconds = median(times[key])
+        rate = tokens[key] / seconds
         print(f"  {name:<44} {rate:8.0f} tokens/s  ({seconds * 1000:7.1f} ms)")
+    # throughput ratio: B times the tokens in the time batch 1 takes per round
     print(
         f"  batch {B} vs batch 1 throughput:             "
-        f"{(B * n / t_batch) / (n / t_one):5.2f}x  (target >= 8)"
+        f"{B * ratio(times['one'], times['batch']):5.2f}x  (target >= 8)"
     )
-    if t_hf is not None:
+    if same is not None:
         print(
             f"  toygpt vs transformers, batch {B}:            "
-            f"{t_hf / t_batch:5.2f}x  (target >= 2)"
+            f"{ratio(times['hf'], times['batch']):5.2f}x  (target >= 2)"
         )
         print(f"  same tokens as transformers: {same}")
 

@@ -1,8 +1,9 @@
 """The exact layer's speed against sampling: building the sentence tree for the empty
 prompt (all 3,867 sentences) and one more rule on a built tree, as ratios to the time
-``generate`` takes to sample 1,000 sentences, all measured in one run.
+``generate`` takes to sample 1,000 sentences, all measured in one run: every workload
+once per round (``timing.interleaved``), each ratio the median of its per-round ratios.
 
-    python benchmarks/exact_speed.py               # 2 threads, median of 5 runs
+    python benchmarks/exact_speed.py               # 2 threads, 5 rounds
     python benchmarks/exact_speed.py --repeats 3 --batch1 100
 
 Model: the shipped ``load_pretrained()``. Sampling: ``generate(model, <s> x 1000,
@@ -15,22 +16,12 @@ batched sampling time.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
+from timing import interleaved, median, ratio
 
 from toygpt import SentenceTree, ToyLanguage, generate, load_pretrained
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def main() -> None:
@@ -60,8 +51,6 @@ def main() -> None:
         )
 
     steps = sample().shape[1] - 1
-    t_sample = timed(sample, args.repeats)
-    t_tree = timed(lambda: SentenceTree(model, lang, start), args.repeats)
     tree = SentenceTree(model, lang, start)
     rules = {
         "temperature=0.7": dict(temperature=0.7),
@@ -69,12 +58,14 @@ def main() -> None:
         "top_p=0.9": dict(top_p=0.9),
         "min_p=0.1": dict(min_p=0.1),
     }
-    t_rules = {
-        name: timed(lambda r=rule: tree.distribution(**r), args.repeats)
-        for name, rule in rules.items()
-    }
+    workloads = {"sample": sample, "tree": lambda: SentenceTree(model, lang, start)}
+    for name, rule in rules.items():
+        workloads[name] = lambda r=rule: tree.distribution(**r)
+    times = interleaved(workloads, args.repeats)
+    t_sample, t_tree = median(times["sample"]), median(times["tree"])
     print(
-        f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}"
+        f"torch {torch.__version__}, {args.threads} threads, "
+        f"{args.repeats} interleaved rounds"
     )
     print(f"tree: {tree.num_inner} inner nodes, {len(tree.sentences)} sentences")
     print(f"generate, 1,000 sentences in one batch ({steps} steps): {t_sample:.3f} s")
@@ -91,16 +82,18 @@ def main() -> None:
                     generator=g,
                 )
 
-        t1 = timed(one_by_one, 1) * 1000 / args.batch1
+        begin = time.perf_counter()
+        one_by_one()
+        t1 = (time.perf_counter() - begin) * 1000 / args.batch1
         print(f"generate, 1,000 sentences at batch 1 (from {args.batch1}): {t1:.3f} s")
     print(
-        f"SentenceTree (empty prompt): {t_tree:.3f} s   ratio {t_tree / t_sample:.3f}"
-        "   (target <= 0.5)"
+        f"SentenceTree (empty prompt): {t_tree:.3f} s   ratio "
+        f"{ratio(times['tree'], times['sample']):.3f}   (target <= 0.5)"
     )
-    for name, t in t_rules.items():
+    for name in rules:
         print(
-            f"distribution({name}): {t * 1000:.1f} ms   ratio {t / t_sample:.4f}"
-            "   (target <= 0.02)"
+            f"distribution({name}): {median(times[name]) * 1000:.1f} ms   ratio "
+            f"{ratio(times[name], times['sample']):.4f}   (target <= 0.02)"
         )
 
 

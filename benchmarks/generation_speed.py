@@ -6,29 +6,20 @@ search, beside Hugging Face transformers' GPT-2 of the same size.
 
 Size (DESIGN.md): 4 layers, d_model 128, 4 heads, vocabulary 64, context 256, batch 1,
 CPU, 2 threads. transformers is optional (the `dev` extra has it); without it those rows
-are left out. Each number is the median of --repeats runs after one warm-up run.
+are left out. Every workload runs once per round (``timing.interleaved``), --repeats
+rounds after one warm-up each; times are medians, each ratio the median of its per-round
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
+from timing import interleaved, median, ratio
 
 from toygpt import GPTModel, beam_search, generate
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def main() -> None:
@@ -61,23 +52,28 @@ def main() -> None:
     )
     n = args.new
 
-    rows = []
-    t_cache = timed(lambda: generate(model, prompt, n, use_cache=True), args.repeats)
-    t_plain = timed(lambda: generate(model, prompt, n, use_cache=False), args.repeats)
-    t_beam = timed(
-        lambda: beam_search(model, prompt, num_beams=args.beams, max_new_tokens=n),
-        args.repeats,
-    )
-    rows += [
-        ("toygpt greedy, KV cache", t_cache),
-        ("toygpt greedy, no cache", t_plain),
-        (f"toygpt beam search, {args.beams} beams", t_beam),
-    ]
+    beams = f"{args.beams} beams"
+    # short key -> (label printed, workload)
+    workloads = {
+        "cache": (
+            "toygpt greedy, KV cache",
+            lambda: generate(model, prompt, n, use_cache=True),
+        ),
+        "plain": (
+            "toygpt greedy, no cache",
+            lambda: generate(model, prompt, n, use_cache=False),
+        ),
+        "beam": (
+            f"toygpt beam search, {beams}",
+            lambda: beam_search(model, prompt, num_beams=args.beams, max_new_tokens=n),
+        ),
+    }
     try:
         import transformers
         from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
 
         transformers.logging.set_verbosity_error()
+        version = transformers.__version__
         cfg = GPT2Config(
             vocab_size=64,
             n_positions=256,
@@ -101,43 +97,43 @@ def main() -> None:
             num_beams=args.beams,
             pad_token_id=0,
         )
-        with torch.no_grad():
-            t_hf = timed(
-                lambda: hf.generate(prompt, generation_config=greedy_cfg), args.repeats
-            )
-            t_hf_beam = timed(
-                lambda: hf.generate(prompt, generation_config=beam_cfg), args.repeats
-            )
-        rows += [
-            (f"transformers {transformers.__version__} greedy (GPT2LMHeadModel)", t_hf),
-            (
-                f"transformers {transformers.__version__} beam search, "
-                f"{args.beams} beams",
-                t_hf_beam,
-            ),
-        ]
+
+        def hf_generate(config):
+            with torch.no_grad():
+                return hf.generate(prompt, generation_config=config)
+
+        workloads["hf"] = (
+            f"transformers {version} greedy (GPT2LMHeadModel)",
+            lambda: hf_generate(greedy_cfg),
+        )
+        workloads["hf_beam"] = (
+            f"transformers {version} beam search, {beams}",
+            lambda: hf_generate(beam_cfg),
+        )
     except ImportError:
-        t_hf = t_hf_beam = None
+        pass
+    times = interleaved({k: fn for k, (_, fn) in workloads.items()}, args.repeats)
 
     print(
         f"torch {torch.__version__}, {args.threads} threads, "
         f"{platform.processor() or platform.machine()}; "
-        f"prompt {args.prompt}, {n} new tokens, median of {args.repeats}"
+        f"prompt {args.prompt}, {n} new tokens, {args.repeats} interleaved rounds"
     )
-    for name, seconds in rows:
+    for key, (name, _) in workloads.items():
+        seconds = median(times[key])
         print(f"  {name:<52} {n / seconds:8.0f} tokens/s  ({seconds * 1000:7.1f} ms)")
     print(
         "  KV cache speed-up over no cache:            "
-        f"{t_plain / t_cache:5.2f}x  (target >= 3)"
+        f"{ratio(times['plain'], times['cache']):5.2f}x  (target >= 3)"
     )
-    if t_hf is not None:
+    if "hf" in times:
         print(
             "  toygpt greedy vs transformers greedy:       "
-            f"{t_hf / t_cache:5.2f}x  (target >= 2)"
+            f"{ratio(times['hf'], times['cache']):5.2f}x  (target >= 2)"
         )
         print(
             "  toygpt beam vs transformers beam:           "
-            f"{t_hf_beam / t_beam:5.2f}x  (target >= 1.5)"
+            f"{ratio(times['hf_beam'], times['beam']):5.2f}x  (target >= 1.5)"
         )
 
 
