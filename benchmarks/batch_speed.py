@@ -17,9 +17,10 @@ import argparse
 import platform
 import sys
 from pathlib import Path
+from statistics import median
 
 import torch
-from timing import interleaved, median, ratio
+from timing import interleaved, ratio
 
 from toygpt import GPTModel, generate
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from statistics import median
 
 import torch
-from timing import interleaved, median, ratio
+from timing import interleaved, ratio
 
 from toygpt import SentenceTree, ToyLanguage, generate, load_pretrained
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import platform
+from statistics import median
 
 import torch
-from timing import interleaved, median, ratio
+from timing import interleaved, ratio
 
 from toygpt import GPTModel, beam_search, generate
 
@@ -53,20 +54,17 @@ def main() -> None:
     n = args.new
 
     beams = f"{args.beams} beams"
-    # short key -> (label printed, workload)
     workloads = {
-        "cache": (
-            "toygpt greedy, KV cache",
-            lambda: generate(model, prompt, n, use_cache=True),
+        "cache": lambda: generate(model, prompt, n, use_cache=True),
+        "plain": lambda: generate(model, prompt, n, use_cache=False),
+        "beam": lambda: beam_search(
+            model, prompt, num_beams=args.beams, max_new_tokens=n
         ),
-        "plain": (
-            "toygpt greedy, no cache",
-            lambda: generate(model, prompt, n, use_cache=False),
-        ),
-        "beam": (
-            f"toygpt beam search, {beams}",
-            lambda: beam_search(model, prompt, num_beams=args.beams, max_new_tokens=n),
-        ),
+    }
+    labels = {
+        "cache": "toygpt greedy, KV cache",
+        "plain": "toygpt greedy, no cache",
+        "beam": f"toygpt beam search, {beams}",
     }
     try:
         import transformers
@@ -102,24 +100,20 @@ def main() -> None:
             with torch.no_grad():
                 return hf.generate(prompt, generation_config=config)
 
-        workloads["hf"] = (
-            f"transformers {version} greedy (GPT2LMHeadModel)",
-            lambda: hf_generate(greedy_cfg),
-        )
-        workloads["hf_beam"] = (
-            f"transformers {version} beam search, {beams}",
-            lambda: hf_generate(beam_cfg),
-        )
+        workloads["hf"] = lambda: hf_generate(greedy_cfg)
+        workloads["hf_beam"] = lambda: hf_generate(beam_cfg)
+        labels["hf"] = f"transformers {version} greedy (GPT2LMHeadModel)"
+        labels["hf_beam"] = f"transformers {version} beam search, {beams}"
     except ImportError:
         pass
-    times = interleaved({k: fn for k, (_, fn) in workloads.items()}, args.repeats)
+    times = interleaved(workloads, args.repeats)
 
     print(
         f"torch {torch.__version__}, {args.threads} threads, "
         f"{platform.processor() or platform.machine()}; "
         f"prompt {args.prompt}, {n} new tokens, {args.repeats} interleaved rounds"
     )
-    for key, (name, _) in workloads.items():
+    for key, name in labels.items():
         seconds = median(times[key])
         print(f"  {name:<52} {n / seconds:8.0f} tokens/s  ({seconds * 1000:7.1f} ms)")
     print(

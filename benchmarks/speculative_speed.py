@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import torch
+from timing import interleaved, ratios
 
 from toygpt import ToyLanguage, generate, load_pretrained
 from toygpt.speculative import speculative_generate
@@ -73,17 +73,13 @@ def main() -> None:
             new_tokens / sum(s.target_calls for s in stats),
         )
 
-    ratios = {k: [] for k in args.k}
-    plain_times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        plain()
-        t_plain = time.perf_counter() - start
-        plain_times.append(t_plain)
-        for k in args.k:
-            start = time.perf_counter()
-            speculative(k)
-            ratios[k].append(t_plain / (time.perf_counter() - start))
+    # warmed up above: plain() made the reference, every k ran once for its stats
+    workloads = {"plain": plain}
+    for k in args.k:
+        workloads[k] = lambda k=k: speculative(k)
+    times = interleaved(workloads, args.repeats, warm_up=False)
+    plain_times = times["plain"]
+    speed_ups = {k: ratios(plain_times, times[k]) for k in args.k}
 
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
@@ -98,13 +94,13 @@ def main() -> None:
     print("num_draft_tokens  acceptance  tokens/target pass  speed-up (median, range)")
     for k in args.k:
         rate, per_call = acceptance[k]
-        r = ratios[k]
+        r = speed_ups[k]
         print(
             f"{k:>16}  {rate:>10.3f}  {per_call:>18.2f}  {statistics.median(r):.2f}x "
             f"({min(r):.2f}-{max(r):.2f})"
         )
-    best = max(args.k, key=lambda k: statistics.median(ratios[k]))
-    print(f"best num_draft_tokens: {best} ({statistics.median(ratios[best]):.2f}x)")
+    best = max(args.k, key=lambda k: statistics.median(speed_ups[k]))
+    print(f"best num_draft_tokens: {best} ({statistics.median(speed_ups[best]):.2f}x)")
 
 
 if __name__ == "__main__":

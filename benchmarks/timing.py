@@ -14,14 +14,16 @@ from collections.abc import Callable
 
 
 def interleaved(
-    workloads: dict[str, Callable[[], object]], repeats: int
+    workloads: dict[str, Callable[[], object]], repeats: int, *, warm_up: bool = True
 ) -> dict[str, list[float]]:
-    """Seconds per run of each workload: one warm-up each, then ``repeats`` rounds in
-    which every workload runs once, in the order given."""
+    """Seconds per run of each workload: one warm-up each (unless ``warm_up`` is
+    False), then ``repeats`` rounds in which every workload runs once, in the order
+    given."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    for fn in workloads.values():
-        fn()  # warm-up
+    if warm_up:
+        for fn in workloads.values():
+            fn()
     times = {name: [] for name in workloads}
     for _ in range(repeats):
         for name, fn in workloads.items():
@@ -31,10 +33,11 @@ def interleaved(
     return times
 
 
-def median(seconds: list[float]) -> float:
-    return statistics.median(seconds)
+def ratios(slow: list[float], fast: list[float]) -> list[float]:
+    """``slow / fast`` round by round, each pair timed in the same round."""
+    return [s / f for s, f in zip(slow, fast, strict=True)]
 
 
 def ratio(slow: list[float], fast: list[float]) -> float:
-    """Median over rounds of ``slow / fast``, each pair timed in the same round."""
-    return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
+    """The median over rounds of :func:`ratios`."""
+    return statistics.median(ratios(slow, fast))
