@@ -6,8 +6,9 @@ KV cache per row would copy the parent's keys and values into every child, depth
 depth; for a wide tree those copies cost more than the model itself. Here every
 token's keys and values are computed once and stored once, in a table with one *slot*
 per token (the prompt's tokens, then one per tree node), and a node attends to the
-slots of its own ancestors, gathered by index. Speculative decoding verifies a tree of
-draft tokens the same way (SpecInfer, Miao et al. 2024).
+slots of its own ancestors: their keys gathered by index, their values summed straight
+from the table (``embedding_bag``, without gathering them). Speculative decoding
+verifies a tree of draft tokens the same way (SpecInfer, Miao et al. 2024).
 
 The result is what ``model(prefix)[:, -1]`` gives for each node's whole prefix (up to
 float rounding): :class:`toygpt.exact.SentenceTree` uses it.
@@ -123,28 +124,38 @@ def _blocks(model, x, table, slots, new, heads, head_dim) -> torch.Tensor:
     writing its keys and values into ``table[:, :, new]`` (a slice: its slots are
     consecutive); logits at the last token."""
     n, t, width = x.shape
+    # Seen as (slots * heads, head_dim), row slot * heads + h of a layer's keys (or
+    # values) is head h of that slot; head_rows[i * heads + h] lists node i's rows of
+    # head h, one per slot it sees: (n * heads, T + d).
+    head = torch.arange(heads)[:, None]
+    head_rows = (slots[:, None, :] * heads + head).reshape(n * heads, -1)
     for layer, block in enumerate(model.blocks):
         attn = block.attn
         q, k, v = attn.qkv(block.ln1(x)).split(width, dim=2)
         table[layer, 0, new] = k.reshape(-1, heads, head_dim)
         table[layer, 1, new] = v.reshape(-1, heads, head_dim)
-        # each row's slots gathered: (n, T + d, heads, head_dim)
-        index = slots.flatten()
-        keys = table[layer, 0].index_select(0, index).view(n, -1, heads, head_dim)
-        values = table[layer, 1].index_select(0, index).view(keys.shape)
-        if t > 1:  # the prompt: causal among itself
-            q = q.view(n, t, heads, head_dim).transpose(1, 2)  # (n, heads, t, head_dim)
-            y = F.scaled_dot_product_attention(
-                q, keys.transpose(1, 2), values.transpose(1, 2), is_causal=True
-            )
+        keys, values = table[layer, 0], table[layer, 1]  # (slots, heads, head_dim)
+        if t > 1:  # the prompt: causal among itself, (1, heads, T, head_dim)
+            keys, values = (kv[:t].transpose(0, 1)[None] for kv in (keys, values))
+            q = q.view(n, t, heads, head_dim).transpose(1, 2)
+            y = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
             y = y.transpose(1, 2).reshape(n, t, width)
         else:
-            # a node's one query sees all its slots; for one query and a dozen keys,
-            # products and sums beat scaled_dot_product_attention's kernel
-            q = q.view(n, 1, heads, head_dim)
-            scores = (keys * q).sum(-1) / math.sqrt(head_dim)  # (n, T + d, heads)
-            weights = scores.softmax(dim=1)[..., None]
-            y = (weights * values).sum(1).reshape(n, 1, width)
+            # A node's one query against its dozen keys: products and sums beat
+            # scaled_dot_product_attention's kernel on these shapes.
+            keys = keys.view(-1, head_dim).index_select(0, head_rows.flatten())
+            keys = keys.view(n, heads, -1, head_dim)  # (n, heads, T + d, head_dim)
+            q = q.view(n, heads, 1, head_dim)
+            scores = (keys * q).sum(-1) / math.sqrt(head_dim)  # (n, heads, T + d)
+            weights = scores.softmax(dim=-1).view(head_rows.shape)
+            # The weighted sum of each node's value rows, without gathering them
+            # first: embedding_bag sums rows of a table, each times its weight.
+            y = F.embedding_bag(
+                head_rows,
+                values.view(-1, head_dim),
+                per_sample_weights=weights,
+                mode="sum",
+            ).view(n, 1, width)
         x = x + attn.resid_dropout(attn.proj(y))
         x = x + block.ffn(block.ln2(x))
     return model.output_layer(model.ln_final(x[:, -1]))
