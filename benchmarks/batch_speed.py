@@ -8,7 +8,9 @@ toygpt at batch 1.
 Size (DESIGN.md): 4 layers, d_model 128, 4 heads, vocabulary 64, context 256, CPU,
 2 threads; 32 prompts of 4-12 tokens, left-padded, 64 new tokens each. Every workload
 runs once per round (``timing.interleaved``), --repeats rounds after one warm-up each;
-times are medians, each ratio the median of its per-round ratios.
+times are medians, each ratio the median of its per-round ratios. The lean loop
+(``lean_decode.py``: the same weights, no modules, no checks) is the floor of eager
+PyTorch on this machine, timed beside both libraries.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from statistics import median
 
 import torch
+from lean_decode import lean_greedy
 from timing import interleaved, ratio
 
 from toygpt import GPTModel, generate
@@ -59,10 +62,18 @@ def main() -> None:
     workloads = {
         "batch": lambda: generate(model, ids, n, attention_mask=mask),
         "one": lambda: generate(model, one, n),
+        "lean": lambda: lean_greedy(model, ids, n, attention_mask=mask),
+        "lean_one": lambda: lean_greedy(model, one, n),
     }
+    if not torch.equal(workloads["lean"](), workloads["batch"]()) or not torch.equal(
+        workloads["lean_one"](), workloads["one"]()
+    ):
+        raise SystemExit("the lean loop does not pick generate's tokens")
     labels = {
         "batch": f"toygpt greedy, batch {B}, KV cache",
         "one": "toygpt greedy, batch 1, KV cache",
+        "lean": f"lean loop greedy, batch {B} (floor)",
+        "lean_one": "lean loop greedy, batch 1 (floor)",
     }
     same = None
     try:
@@ -88,7 +99,7 @@ def main() -> None:
     except ImportError:
         pass
     times = interleaved(workloads, args.repeats)
-    tokens = {"batch": B * n, "one": n, "hf": B * n}
+    tokens = {"batch": B * n, "one": n, "lean": B * n, "lean_one": n, "hf": B * n}
 
     print(
         f"torch {torch.__version__}, {args.threads} threads, "
@@ -105,10 +116,22 @@ def main() -> None:
         f"  batch {B} vs batch 1 throughput:             "
         f"{B * ratio(times['one'], times['batch']):5.2f}x  (target >= 8)"
     )
+    print(
+        f"  lean loop, batch {B} vs batch 1 throughput:   "
+        f"{B * ratio(times['lean_one'], times['lean']):5.2f}x  (the floor's scaling)"
+    )
+    print(
+        f"  toygpt's time over the lean loop's, batch {B}: "
+        f"{ratio(times['batch'], times['lean']):5.2f}x"
+    )
     if same is not None:
         print(
             f"  toygpt vs transformers, batch {B}:            "
             f"{ratio(times['hf'], times['batch']):5.2f}x  (target >= 2)"
+        )
+        print(
+            f"  lean loop vs transformers, batch {B}:         "
+            f"{ratio(times['hf'], times['lean']):5.2f}x  (the floor's ratio)"
         )
         print(f"  same tokens as transformers: {same}")
 

@@ -69,6 +69,11 @@ def main() -> None:
         f"{args.repeats} interleaved rounds"
     )
     print(f"tree: {tree.num_inner} inner nodes, {len(tree.sentences)} sentences")
+    rows = 1000 * steps  # sampling runs every row through the model at every step
+    print(
+        f"rows through the model: tree {tree.num_inner}, sampling {rows} "
+        f"(ratio {tree.num_inner / rows:.2f} at equal cost per row)"
+    )
     print(f"generate, 1,000 sentences in one batch ({steps} steps): {t_sample:.3f} s")
     if args.batch1:
 

@@ -8,7 +8,8 @@ Size (DESIGN.md): 4 layers, d_model 128, 4 heads, vocabulary 64, context 256, ba
 CPU, 2 threads. transformers is optional (the `dev` extra has it); without it those rows
 are left out. Every workload runs once per round (``timing.interleaved``), --repeats
 rounds after one warm-up each; times are medians, each ratio the median of its per-round
-ratios.
+ratios. The lean loop (``lean_decode.py``: the same weights, no modules, no checks) is
+the floor of eager PyTorch on this machine, timed beside both libraries.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 from statistics import median
 
 import torch
+from lean_decode import lean_greedy
 from timing import interleaved, ratio
 
 from toygpt import GPTModel, beam_search, generate
@@ -60,11 +62,15 @@ def main() -> None:
         "beam": lambda: beam_search(
             model, prompt, num_beams=args.beams, max_new_tokens=n
         ),
+        "lean": lambda: lean_greedy(model, prompt, n),
     }
+    if not torch.equal(workloads["lean"](), workloads["cache"]()):
+        raise SystemExit("the lean loop does not pick generate's tokens")
     labels = {
         "cache": "toygpt greedy, KV cache",
         "plain": "toygpt greedy, no cache",
         "beam": f"toygpt beam search, {beams}",
+        "lean": "lean loop greedy (floor: no modules, no checks)",
     }
     try:
         import transformers
@@ -120,10 +126,18 @@ def main() -> None:
         "  KV cache speed-up over no cache:            "
         f"{ratio(times['plain'], times['cache']):5.2f}x  (target >= 3)"
     )
+    print(
+        "  toygpt greedy's time over the lean loop's:  "
+        f"{ratio(times['cache'], times['lean']):5.2f}x"
+    )
     if "hf" in times:
         print(
             "  toygpt greedy vs transformers greedy:       "
             f"{ratio(times['hf'], times['cache']):5.2f}x  (target >= 2)"
+        )
+        print(
+            "  lean loop vs transformers greedy:           "
+            f"{ratio(times['hf'], times['lean']):5.2f}x  (the floor's ratio)"
         )
         print(
             "  toygpt beam vs transformers beam:           "
