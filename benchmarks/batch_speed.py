@@ -65,10 +65,9 @@ def main() -> None:
         "lean": lambda: lean_greedy(model, ids, n, attention_mask=mask),
         "lean_one": lambda: lean_greedy(model, one, n),
     }
-    if not torch.equal(workloads["lean"](), workloads["batch"]()) or not torch.equal(
-        workloads["lean_one"](), workloads["one"]()
-    ):
-        raise SystemExit("the lean loop does not pick generate's tokens")
+    for lean, ours in (("lean", "batch"), ("lean_one", "one")):
+        if not torch.equal(workloads[lean](), workloads[ours]()):
+            raise SystemExit(f"the lean loop does not pick generate's tokens ({ours})")
     labels = {
         "batch": f"toygpt greedy, batch {B}, KV cache",
         "one": "toygpt greedy, batch 1, KV cache",

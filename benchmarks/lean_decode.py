@@ -20,7 +20,9 @@ import torch.nn.functional as F
 def lean_greedy(model, input_ids, max_new_tokens: int, attention_mask=None):
     """``generate(model, input_ids, max_new_tokens, attention_mask=attention_mask)``
     (greedy, no EOS) computed with the bare weights; prompt and new tokens together
-    must fit in ``context_length``."""
+    must fit in ``context_length``, and at least one token is new."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     B, P = input_ids.shape
     C = model.token_embedding.embedding_dim
     H = model.blocks[0].attn.num_heads

@@ -17,6 +17,8 @@ from toygpt import generate  # noqa: E402
 def test_lean_loop_picks_generates_tokens_at_batch_one(tiny_model):
     ids = torch.tensor([[3, 1, 4]])
     assert torch.equal(lean_greedy(tiny_model, ids, 5), generate(tiny_model, ids, 5))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        lean_greedy(tiny_model, ids, 0)  # would still append one token
 
 
 def test_lean_loop_picks_generates_tokens_for_a_padded_batch(tiny_model):
